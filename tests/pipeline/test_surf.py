@@ -1,0 +1,129 @@
+"""Fast-Hessian detector: known blobs, invariances, threshold, OpenCV agreement."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.surf import Keypoints, SurfConfig, detect, opencv_surf_available
+
+
+def _blobs(centres: list[tuple[int, int, int]], h: int = 240, w: int = 320) -> np.ndarray:
+    img = np.full((h, w), 200, np.uint8)
+    for x, y, r in centres:
+        cv2.circle(img, (x, y), r, 30, -1)
+    return img
+
+
+def _texture(h: int = 256, w: int = 320, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((h, w)).astype(np.float32)
+    img = cv2.GaussianBlur(noise, (0, 0), 2.5)
+    img = (img - img.min()) / (img.max() - img.min()) * 255
+    return img.astype(np.uint8)
+
+
+def _matched(a: np.ndarray, b: np.ndarray, tol: float) -> np.ndarray:
+    """For each point of a, whether some point of b lies within tol px."""
+    if len(b) == 0:
+        return np.zeros(len(a), bool)
+    d = np.linalg.norm(a[:, None, :] - b[None, :, :], axis=2)
+    return d.min(axis=1) <= tol
+
+
+def test_flat_image_has_no_keypoints() -> None:
+    assert len(detect(np.full((120, 160), 128, np.uint8))) == 0
+
+
+def test_blobs_give_keypoints_at_their_centres_with_matching_scale() -> None:
+    blobs = [(80, 70, 8), (220, 150, 16)]
+    kp = detect(_blobs(blobs))
+    assert len(kp) >= 2
+    # The strongest keypoint near each blob sits on its centre (sub-pixel refined).
+    sizes = []
+    for x, y, _ in blobs:
+        near = np.linalg.norm(kp.xy - np.array([x, y]), axis=1) < 3
+        assert near.any(), (x, y, kp.xy)
+        best = int(np.argmax(np.where(near, kp.response, -np.inf)))
+        assert np.linalg.norm(kp.xy[best] - np.array([x, y])) < 0.75
+        assert kp.laplacian[best] == 1  # dark blob on a bright background: positive trace
+        sizes.append(float(kp.size[best]))
+    # Doubling the radius doubles the detected scale (filter size) within 25%.
+    assert sizes[1] / sizes[0] == pytest.approx(2.0, rel=0.25)
+
+
+def test_rgb_input_equals_grey_input() -> None:
+    grey = _texture()
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    a, b = detect(grey), detect(rgb)
+    np.testing.assert_array_equal(a.xy, b.xy)
+
+
+def test_translation_moves_keypoints_exactly() -> None:
+    img = _texture(320, 384)
+    shift = 16  # a multiple of every octave's sampling step (1, 2, 4, 8)
+    a = detect(img[shift:, shift:])
+    b = detect(img[:-shift, :-shift])
+    # Away from the borders both crops see the same pixels, so the same keypoints.
+    inner = (a.xy > 60).all(1) & (a.xy < np.array([384 - shift - 60, 320 - shift - 60])).all(1)
+    pa = a.xy[inner] + shift
+    assert len(pa) > 50
+    assert _matched(pa, b.xy, 1e-3).mean() > 0.97
+
+
+def test_rotation_by_90_degrees_keeps_positions() -> None:
+    img = _texture(256, 256, seed=3)
+    a = detect(img)
+    b = detect(np.ascontiguousarray(np.rot90(img)))  # (x, y) -> (y, W - 1 - x)
+    keep = (a.octave <= 1) & (a.xy > 40).all(1) & (a.xy < 216).all(1)
+    mapped = np.stack([a.xy[keep, 1], 255 - a.xy[keep, 0]], axis=1)
+    assert len(mapped) > 30
+    # Box filters are symmetric under 90-degree rotation; the sampling grid of octave 1
+    # differs by at most one step, so allow 1 px.
+    assert _matched(mapped, b.xy, 1.0).mean() > 0.9
+
+
+def test_threshold_is_monotone() -> None:
+    img = _texture(seed=5)
+    counts = []
+    prev: Keypoints | None = None
+    for thr in (100.0, 200.0, 800.0, 3000.0):
+        kp = detect(img, SurfConfig(hessian_threshold=thr))
+        assert (kp.response > thr).all()
+        if prev is not None:
+            # Every keypoint above the higher threshold was found at the lower one too.
+            assert _matched(kp.xy, prev.xy, 1e-4).all()
+        counts.append(len(kp))
+        prev = kp
+    assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1]
+
+
+def test_keypoints_are_sorted_by_response_and_capped() -> None:
+    kp = detect(_texture(), SurfConfig(max_keypoints=20))
+    assert len(kp) == 20
+    assert (np.diff(kp.response) <= 0).all()
+
+
+def test_bad_input_raises() -> None:
+    with pytest.raises(ValueError, match="uint8"):
+        detect(np.zeros((10, 10), np.float32))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="hessian_threshold"):
+        SurfConfig(hessian_threshold=-1)
+
+
+@pytest.mark.skipif(not opencv_surf_available(), reason="needs a non-free OpenCV build")
+def test_agrees_with_opencv_surf() -> None:
+    img = _texture(300, 400, seed=7)
+    ours = detect(img)
+    ref = detect(img, use_opencv=True)
+    assert len(ref) > 50
+    assert abs(len(ours) - len(ref)) <= 0.05 * len(ref)
+    assert _matched(ref.xy, ours.xy, 0.5).mean() > 0.95
+
+
+def test_opencv_path_raises_without_nonfree_build() -> None:
+    if opencv_surf_available():
+        pytest.skip("non-free build present")
+    with pytest.raises(RuntimeError, match="non-free"):
+        detect(_texture(), use_opencv=True)
