@@ -1,0 +1,119 @@
+"""Frame pruning and trimaps for uNLC masks (Pathak et al. 2017, DESIGN 4.4 step 6).
+
+A frame's mask is kept for training only when it looks like one object: the foreground
+(soft score > `fg_threshold`) must cover between `min_fg` (10%) and `max_fg` (80%) of the
+frame, and must not run into the frame border. The border band is the outer `border_band`
+(5%) of the height at the top and bottom and of the width at the left and right.
+
+The border rule "more than 10% of the border band foreground" has two readings, chosen by
+`border_rule`:
+
+- ``"band"`` (default): foreground pixels in the band / pixels of the band > 10%, i.e. the
+  object covers a tenth of the border area (the literal reading);
+- ``"foreground"``: foreground pixels in the band / all foreground pixels > 10%, i.e. a
+  tenth of the object lies in the border band (cut-off objects are dropped even when small).
+
+The trimap (uint8) says what a mask network learns from: soft < `trimap_negative` (0.4)
+-> 0 background, soft > `trimap_positive` (0.7) -> 1 foreground, else 255 ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+BorderRule = Literal["band", "foreground"]
+TRIMAP_BG, TRIMAP_FG, TRIMAP_IGNORE = 0, 1, 255
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    fg_threshold: float = 0.7  # binTh: uNLC foreground = soft score above 0.7
+    min_fg: float = 0.10  # Pathak 2017: drop frames whose foreground is under 10%
+    max_fg: float = 0.80  # ... or over 80% of the frame
+    border_band: float = 0.05  # band = outer 5% of each side
+    max_border_fg: float = 0.10  # drop when more than 10% of the band is foreground
+    border_rule: BorderRule = "band"  # "band" or "foreground" reading (module docstring)
+    trimap_negative: float = 0.4  # soft < 0.4 -> background (run_full negTh)
+    trimap_positive: float = 0.7  # soft > 0.7 -> foreground (posTh = binTh)
+
+    def validate(self) -> None:
+        if not 0 <= self.min_fg <= self.max_fg <= 1:
+            raise ValueError(f"need 0 <= min_fg <= max_fg <= 1, got {self.min_fg}, {self.max_fg}")
+        if not 0 < self.border_band < 0.5:
+            raise ValueError(f"border_band must be in (0, 0.5), got {self.border_band}")
+        if self.border_rule not in ("band", "foreground"):
+            raise ValueError(
+                f"border_rule must be 'band' or 'foreground', got {self.border_rule!r}"
+            )
+        if not self.trimap_negative <= self.trimap_positive:
+            raise ValueError("trimap_negative must not exceed trimap_positive")
+
+
+@dataclass(frozen=True)
+class FrameVerdict:
+    fg_share: float  # foreground pixels / frame pixels
+    border_share: float  # per `border_rule`: of the band, or of the foreground
+    kept: bool
+    reason: str  # "" when kept, else "fg_too_small" / "fg_too_large" / "touches_border"
+
+
+def border_mask(height: int, width: int, band: float) -> NDArray[np.bool_]:
+    """(H, W) bool: the outer `band` fraction of the height (top, bottom) and width (sides),
+    at least one pixel wide."""
+    by = max(1, int(round(height * band)))
+    bx = max(1, int(round(width * band)))
+    m = np.zeros((height, width), bool)
+    m[:by] = m[-by:] = True
+    m[:, :bx] = m[:, -bx:] = True
+    return m
+
+
+def judge_frame(
+    soft: NDArray[np.floating], cfg: PruneConfig, band: NDArray[np.bool_] | None = None
+) -> FrameVerdict:
+    """Keep or drop one frame's soft mask (H, W) float in [0, 1]; `band` may be passed to
+    reuse a `border_mask` across frames of one size."""
+    if soft.ndim != 2:
+        raise ValueError(f"soft mask must be (H, W), got {soft.shape}")
+    h, w = soft.shape
+    if band is None:
+        band = border_mask(h, w, cfg.border_band)
+    fg = soft > cfg.fg_threshold
+    n_fg = int(fg.sum())
+    fg_share = n_fg / float(h * w)
+    in_band = int(np.count_nonzero(fg & band))
+    if cfg.border_rule == "band":
+        border_share = in_band / float(band.sum())
+    else:
+        border_share = in_band / float(n_fg) if n_fg else 0.0
+    reason = ""
+    if fg_share < cfg.min_fg:
+        reason = "fg_too_small"
+    elif fg_share > cfg.max_fg:
+        reason = "fg_too_large"
+    elif border_share > cfg.max_border_fg:
+        reason = "touches_border"
+    return FrameVerdict(fg_share, border_share, reason == "", reason)
+
+
+def trimap(soft: NDArray[np.floating], cfg: PruneConfig) -> NDArray[np.uint8]:
+    """(H, W) uint8 trimap: 0 background, 1 foreground, 255 ignored."""
+    out = np.full(soft.shape, TRIMAP_IGNORE, np.uint8)
+    out[soft < cfg.trimap_negative] = TRIMAP_BG
+    out[soft > cfg.trimap_positive] = TRIMAP_FG
+    return out
+
+
+def soft_to_png8(soft: NDArray[np.floating]) -> NDArray[np.uint8]:
+    """Soft mask in [0, 1] -> uint8 0..255 (round(255 x score)); `png8_to_soft` inverts it
+    to within 1/510. 0.7 - 1e-5 (the ignore band) stores as 178 < 0.7 x 255 = 178.5."""
+    return np.asarray(np.rint(np.clip(soft, 0.0, 1.0) * 255.0), np.uint8)
+
+
+def png8_to_soft(png: NDArray[np.uint8]) -> NDArray[np.float32]:
+    """uint8 0..255 -> float32 soft mask in [0, 1]."""
+    return png.astype(np.float32) / 255.0

@@ -1,0 +1,440 @@
+"""uNLC: unsupervised motion segmentation of one shot (Pathak et al. 2017, DESIGN 4.4).
+
+The authors' videoseg code (`src/nlc.py`, `src/run_full.py`) runs Faktor & Irani's
+non-local consensus voting seeded by motion saliency instead of appearance saliency.
+Steps and defaults (all in :class:`UnlcConfig`):
+
+1. motion saliency on 100 x 100 frames against the +-3 neighbours (`pipeline.saliency`);
+   a shot where no (frame, neighbour) pair has a dominant motion is **rejected** (the
+   original fell back to appearance saliency, which gave empty masks), and so is a shot
+   whose peak saliency stays under `min_peak_saliency` (nothing moves against the
+   camera: a static scene or a pure pan);
+2. ~400 SLIC superpixels per frame and their 176-d descriptors (`pipeline.superpixels`);
+3. a sparse graph: each superpixel's 62 exact nearest neighbours (faiss `IndexFlatL2`)
+   among the superpixels of frames within +-15, weights exp(-d^2 / 0.1), self weight 1,
+   rows normalised (scipy CSR; a dense matrix would be ~15 GB per shot);
+4. votes start at each superpixel's mean saliency (saliency upsampled, a 12.5% border
+   zeroed, divided by its maximum over the shot); 50 iterations of `votes <- W votes`, each
+   followed by division by the frame's maximum; after every 10 iterations, blobs above 0.7
+   whose mean is under 0.6 go to 0.175 (binTh / 4). Note: as in the original, a blob of
+   pixels above 0.7 cannot have a mean under 0.6, so with these defaults that clean-up never
+   changes anything; it is kept (and skipped cheaply) so the parameters stay meaningful;
+5. finally, blobs smaller than 60% of the frame's largest go to just under 0.7, the
+   trimap's ignore band.
+
+Blobs are computed on the superpixel adjacency graph (4-connectivity, as
+`scipy.ndimage.label`) rather than on pixels: votes are constant per superpixel, so the
+result is the same and it is vectorised over the whole shot.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import faiss
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+from scipy.sparse.csgraph import connected_components
+
+from pipeline import saliency as sal
+from pipeline import superpixels as spx
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UnlcConfig:
+    # motion saliency (videoseg nlc.compute_saliency)
+    flow_size: int = 100  # flowSz: frames shrunk to 100x100 for flow
+    flow_radius: int = 3  # flowF: flow to the +-3 neighbouring frames
+    flow_mag_threshold: float = 1.0  # flowMagTh: median flow < 1 px -> static camera
+    flow_dir_threshold: float = 0.75  # flowDirTh: one orientation bin > 75% -> dominant
+    flow_dir_bins: int = 20  # flowDirBins=20 as nlc() calls it
+    saliency_box: int = 5  # patchSz: 5x5 box filter on the deviation map
+    saliency_border: float = 0.125  # flowBdd=12.5: border (of the shorter side) zeroed
+    min_peak_saliency: float = 1.0  # ours: peak px^2 / rad^2 a shot needs, else rejected
+    # superpixels and descriptors (nlc.superpixels / compute_descriptor)
+    n_superpixels: int = 400  # maxsp=400 in run_full.py
+    slic_compactness: float = 10.0  # skimage slic default compactness the original used
+    slic_sigma: float = 5.0  # slic(..., sigma=5): pre-smoothing
+    slic_iterations: int = 10  # OpenCV's default SLIC iteration count
+    slic_min_size_pct: int = 25  # OpenCV enforceLabelConnectivity default (% of region)
+    patch: int = 15  # spPatch: 15x15 window per superpixel
+    hog_bins: int = 6  # hogBins
+    hog_cell: int = 5  # 15 / sqrt(hogCells=9): 5 px cells, 3x3 cells in one block
+    hog_norm: Literal["L1", "L2-Hys"] = "L1"  # skimage's default block norm in 2017
+    colour_bins: int = 20  # colBins: six 20-bin RGB/LAB histograms
+    # graph (nlc.compute_nn / normalize_nn)
+    knn: int = 62  # M = L * (2F + 1) with L=2, F=15
+    knn_radius: int = 15  # F: neighbours among frames within +-15
+    sigma2: float = 0.1  # normalize_nn(sigma=sqrt(0.1)): weight exp(-d^2 / 0.1)
+    # consensus voting (nlc.nlc / consensus_vote / remove_low_energy_blobs)
+    iterations: int = 50  # iters=50 in run_full.py
+    cleanup_every: int = 10  # 5 mini-batches of iters / 5
+    blob_threshold: float = 0.7  # binTh
+    blob_min_energy: float = 0.6  # relEnergy = binTh - 0.1
+    blob_target: float = 0.175  # binTh / 4
+    minor_blob_rel_size: float = 0.6  # relSize: final blobs < 60% of the largest demoted
+    minor_blob_value: float = 0.7 - 1e-5  # binTh - 1e-5: just under the positive threshold
+    faiss_threads: int = 0  # 0 keeps faiss's default (all cores)
+
+    def validate(self) -> None:
+        if self.flow_size < 16 or self.flow_radius < 1 or self.saliency_box < 1:
+            raise ValueError("flow_size >= 16, flow_radius >= 1 and saliency_box >= 1 needed")
+        if not 0 <= self.saliency_border < 0.5:
+            raise ValueError(f"saliency_border must be in [0, 0.5), got {self.saliency_border}")
+        if self.patch % self.hog_cell:
+            raise ValueError(f"patch {self.patch} must be a multiple of hog_cell {self.hog_cell}")
+        if self.knn < 1 or self.knn_radius < 0 or self.iterations < 0 or self.cleanup_every < 1:
+            raise ValueError("knn >= 1, knn_radius >= 0, iterations >= 0, cleanup_every >= 1")
+        if self.n_superpixels < 2 or self.sigma2 <= 0:
+            raise ValueError("n_superpixels >= 2 and sigma2 > 0 needed")
+
+
+@dataclass(frozen=True)
+class ShotRejected:
+    """A shot uNLC refuses to segment; `reason` is a short code, `detail` says why."""
+
+    reason: str
+    detail: str
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ShotSegmentation:
+    """uNLC result for a shot of n frames of size (H, W).
+
+    labels: (n, H, W) int32 superpixel labels, 0..K_i-1 per frame.
+    offsets: (n + 1,) int64; frame i owns superpixels offsets[i]:offsets[i + 1] of votes.
+    votes: (N,) float32 final soft score per superpixel, in [0, 1].
+    init_votes: (N,) float32 normalised mean saliency per superpixel (the seeds).
+    stats: step timings (`t_<step>` seconds) and counts.
+    """
+
+    labels: NDArray[np.int32]
+    offsets: NDArray[np.int64]
+    votes: NDArray[np.float32]
+    init_votes: NDArray[np.float32]
+    stats: dict[str, float] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def soft_mask(self, i: int) -> NDArray[np.float32]:
+        """(H, W) float32 soft foreground score of frame i, in [0, 1]."""
+        return self.votes[self.offsets[i] : self.offsets[i + 1]][self.labels[i]]
+
+    def saliency_mask(self, i: int) -> NDArray[np.float32]:
+        """(H, W) float32 initial (saliency) votes of frame i, for inspection."""
+        return self.init_votes[self.offsets[i] : self.offsets[i + 1]][self.labels[i]]
+
+
+def knn_graph(
+    desc: NDArray[np.float32],
+    offsets: NDArray[np.int64],
+    *,
+    k: int,
+    radius: int,
+    sigma2: float,
+) -> sp.csr_matrix:
+    """Row-normalised sparse (N, N) transition matrix of exact k-NN within +-radius frames.
+
+    desc: (N, D) float32 descriptors, frame i owning rows offsets[i]:offsets[i + 1]. Each
+    row holds the k nearest rows among frames i-radius..i+radius (itself included, as the
+    original KD-tree query returns it) weighted exp(-d^2 / sigma2), and self weight 1.
+    """
+    n = len(offsets) - 1
+    d = desc.shape[1]
+    rows, cols, vals = [], [], []
+    x = np.ascontiguousarray(desc, np.float32)
+    for i in range(n):  # one exact search per frame window, as the original KD-trees
+        lo, hi = int(offsets[max(0, i - radius)]), int(offsets[min(n, i + radius + 1)])
+        q0, q1 = int(offsets[i]), int(offsets[i + 1])
+        if q1 == q0:
+            continue
+        index = faiss.IndexFlatL2(d)
+        index.add(x[lo:hi])
+        kk = min(k, hi - lo)
+        dist2, idx = index.search(x[q0:q1], kk)
+        r = np.repeat(np.arange(q0, q1), kk)
+        c = idx.ravel().astype(np.int64) + lo
+        w = np.exp(-np.maximum(dist2.ravel(), 0.0) / sigma2)
+        w[c == r] = 1.0
+        rows.append(r)
+        cols.append(c)
+        vals.append(w)
+    total = int(offsets[-1])
+    r_all = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    c_all = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+    v_all = np.concatenate(vals) if vals else np.zeros(0, np.float32)
+    # Rows whose own entry the search missed (> k exact duplicates) get it added.
+    has_self = np.zeros(total, bool)
+    has_self[r_all[r_all == c_all]] = True
+    miss = np.flatnonzero(~has_self)
+    r_all = np.concatenate([r_all, miss])
+    c_all = np.concatenate([c_all, miss])
+    v_all = np.concatenate([v_all, np.ones(len(miss), v_all.dtype)])
+    w_mat = sp.csr_matrix(
+        (v_all.astype(np.float32), (r_all, c_all)), shape=(total, total), dtype=np.float32
+    )
+    w_mat.sum_duplicates()
+    row_sum = np.asarray(w_mat.sum(axis=1)).ravel()
+    inv = (1.0 / np.maximum(row_sum, 1e-12)).astype(np.float32)
+    w_mat.data *= np.repeat(inv, np.diff(w_mat.indptr))
+    return w_mat
+
+
+def normalise_per_frame(votes: NDArray[np.float32], offsets: NDArray[np.int64]) -> None:
+    """In place: divide each frame's votes by their maximum (left alone when <= 0)."""
+    m = np.maximum.reduceat(votes, offsets[:-1])
+    m = np.where(m <= 0, 1.0, m).astype(votes.dtype)
+    votes /= np.repeat(m, np.diff(offsets))
+
+
+def blob_components(
+    votes: NDArray[np.float32], threshold: float, adjacency: NDArray[np.int64]
+) -> NDArray[np.int64]:
+    """(N,) blob id per superpixel (0..B-1) for superpixels above `threshold`, -1 elsewhere.
+
+    adjacency: (E, 2) global superpixel pairs that touch (within a frame)."""
+    n = len(votes)
+    active = votes > threshold
+    keep = active[adjacency[:, 0]] & active[adjacency[:, 1]]
+    e = adjacency[keep]
+    g = sp.coo_matrix((np.ones(len(e), np.int8), (e[:, 0], e[:, 1])), shape=(n, n))
+    _, comp = connected_components(g, directed=False)
+    out = np.full(n, -1, np.int64)
+    ids = comp[active]
+    _, dense = np.unique(ids, return_inverse=True)
+    out[active] = dense
+    return out
+
+
+def clear_low_energy_blobs(
+    votes: NDArray[np.float32],
+    areas: NDArray[np.int64],
+    adjacency: NDArray[np.int64],
+    *,
+    threshold: float,
+    min_energy: float,
+    target: float,
+) -> int:
+    """In place: blobs above `threshold` whose pixel-weighted mean is under `min_energy`
+    go to `target` (videoseg `remove_low_energy_blobs(relEnergy=...)`). Returns the number
+    of blobs cleared. A no-op whenever min_energy <= threshold (a blob's mean exceeds it)."""
+    if min_energy <= threshold:
+        return 0
+    comp = blob_components(votes, threshold, adjacency)
+    act = comp >= 0
+    if not act.any():
+        return 0
+    a = areas[act].astype(np.float64)
+    size = np.bincount(comp[act], weights=a)
+    energy = np.bincount(comp[act], weights=a * votes[act])
+    kill = energy < min_energy * size
+    votes[act & kill[np.maximum(comp, 0)]] = target
+    return int(kill.sum())
+
+
+def demote_minor_blobs(
+    votes: NDArray[np.float32],
+    areas: NDArray[np.int64],
+    adjacency: NDArray[np.int64],
+    offsets: NDArray[np.int64],
+    *,
+    threshold: float,
+    rel_size: float,
+    value: float,
+) -> int:
+    """In place: per frame, blobs above `threshold` smaller than `rel_size` x the largest go
+    to `value` (videoseg `remove_low_energy_blobs(relSize=0.6)`). Returns blobs demoted."""
+    comp = blob_components(votes, threshold, adjacency)
+    act = comp >= 0
+    if not act.any():
+        return 0
+    size = np.bincount(comp[act], weights=areas[act].astype(np.float64))
+    frame_of_sp = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    blob_frame = np.zeros(len(size), np.int64)
+    blob_frame[comp[act]] = frame_of_sp[act]
+    largest = np.zeros(len(offsets) - 1)
+    np.maximum.at(largest, blob_frame, size)
+    minor = size < rel_size * largest[blob_frame]
+    votes[act & minor[np.maximum(comp, 0)]] = value
+    return int(minor.sum())
+
+
+def _saliency_rejection(ms: sal.MotionSaliency, cfg: UnlcConfig) -> ShotRejected | None:
+    n = len(ms.maps)
+    stats = {
+        "n_frames": float(n),
+        "dominant_frames": float(ms.dominant_frames.sum()),
+        "static_pairs": float(ms.n_static_pairs),
+        "translate_pairs": float(ms.n_translate_pairs),
+    }
+    if not ms.dominant_frames.any():
+        return ShotRejected(
+            "no_dominant_motion",
+            f"no frame of {n} has a static camera or a dominant motion direction "
+            f"(> {cfg.flow_dir_threshold:.0%} of the flow in one of {cfg.flow_dir_bins} bins)",
+            stats,
+        )
+    b = sal.border_width(cfg.flow_size, cfg.flow_size, cfg.saliency_border)
+    inner = ms.maps[:, b : cfg.flow_size - b, b : cfg.flow_size - b]
+    peak = float(inner.max()) if inner.size else 0.0
+    stats["peak_saliency"] = peak
+    if peak < cfg.min_peak_saliency:
+        if ms.n_translate_pairs == 0:
+            return ShotRejected(
+                "static",
+                f"static camera and nothing moves: peak squared flow {peak:.3g} px^2 "
+                f"< {cfg.min_peak_saliency} at {cfg.flow_size}x{cfg.flow_size}",
+                stats,
+            )
+        return ShotRejected(
+            "camera_motion_only",
+            f"everything moves with the camera: peak squared angle to the dominant "
+            f"direction {peak:.3g} < {cfg.min_peak_saliency}",
+            stats,
+        )
+    return None
+
+
+def segment_shot(
+    frames: NDArray[np.uint8], cfg: UnlcConfig = UnlcConfig()
+) -> ShotSegmentation | ShotRejected:
+    """Run uNLC on one shot: frames (n, H, W, 3) uint8 RGB, n >= 2."""
+    cfg.validate()
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(
+            f"frames must be (n, H, W, 3) uint8 RGB, got {frames.shape} {frames.dtype}"
+        )
+    n, h, w = frames.shape[:3]
+    if n < 2:
+        raise ValueError(f"a shot needs at least 2 frames, got {n}")
+    if cfg.faiss_threads > 0:
+        faiss.omp_set_num_threads(cfg.faiss_threads)
+    t: dict[str, float] = {}
+    t0 = time.perf_counter()
+    ms = sal.motion_saliency(
+        frames,
+        size=cfg.flow_size,
+        radius=cfg.flow_radius,
+        mag_threshold=cfg.flow_mag_threshold,
+        dir_threshold=cfg.flow_dir_threshold,
+        dir_bins=cfg.flow_dir_bins,
+        box=cfg.saliency_box,
+    )
+    t["t_flow"] = ms.flow_seconds
+    t["t_saliency"] = time.perf_counter() - t0 - ms.flow_seconds
+    rejected = _saliency_rejection(ms, cfg)
+    if rejected is not None:
+        rejected.stats.update(t)
+        return rejected
+
+    labels = np.empty((n, h, w), np.int32)
+    descs: list[NDArray[np.float32]] = []
+    sal_sums: list[NDArray[np.float64]] = []
+    adj: list[NDArray[np.int64]] = []
+    areas: list[NDArray[np.int64]] = []
+    counts = np.zeros(n, np.int64)
+    exclude = sal.border_width(h, w, cfg.saliency_border)
+    peak = 0.0
+    t_slic = t_desc = t_up = 0.0
+    for i in range(n):  # frame by frame: nothing of size (n, H, W) float is ever held
+        a = time.perf_counter()
+        lab = spx.slic_labels(
+            frames[i],
+            n_segments=cfg.n_superpixels,
+            compactness=cfg.slic_compactness,
+            sigma=cfg.slic_sigma,
+            iterations=cfg.slic_iterations,
+            min_size_pct=cfg.slic_min_size_pct,
+        )
+        labels[i] = lab
+        k = int(lab.max()) + 1
+        counts[i] = k
+        b = time.perf_counter()
+        descs.append(
+            spx.describe(
+                frames[i],
+                lab,
+                patch=cfg.patch,
+                hog_bins=cfg.hog_bins,
+                hog_cell=cfg.hog_cell,
+                hog_norm=cfg.hog_norm,
+                colour_bins=cfg.colour_bins,
+            )
+        )
+        off = int(counts[:i].sum())
+        adj.append(spx.region_adjacency(lab) + off)
+        areas.append(spx.region_areas(lab, k))
+        c = time.perf_counter()
+        big = sal.upsample_map(ms.maps[i], h, w, exclude)
+        peak = max(peak, float(big.max()))
+        sal_sums.append(spx.region_means(lab, big, k))
+        t_slic += b - a
+        t_desc += c - b
+        t_up += time.perf_counter() - c
+    t["t_slic"], t["t_descriptors"] = t_slic, t_desc
+    t["t_saliency"] += t_up
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    init = np.concatenate(sal_sums).astype(np.float32)
+    if peak > 0:
+        init /= peak  # normalise over the shot, not per frame
+    adjacency = np.concatenate(adj)
+    area = np.concatenate(areas)
+
+    a = time.perf_counter()
+    w_mat = knn_graph(
+        np.concatenate(descs), offsets, k=cfg.knn, radius=cfg.knn_radius, sigma2=cfg.sigma2
+    )
+    del descs
+    t["t_graph"] = time.perf_counter() - a
+
+    a = time.perf_counter()
+    votes = init.copy()
+    cleared = 0
+    for it in range(1, cfg.iterations + 1):
+        votes = np.asarray(w_mat @ votes, np.float32)
+        normalise_per_frame(votes, offsets)
+        if it % cfg.cleanup_every == 0:
+            cleared += clear_low_energy_blobs(
+                votes,
+                area,
+                adjacency,
+                threshold=cfg.blob_threshold,
+                min_energy=cfg.blob_min_energy,
+                target=cfg.blob_target,
+            )
+    demoted = demote_minor_blobs(
+        votes,
+        area,
+        adjacency,
+        offsets,
+        threshold=cfg.blob_threshold,
+        rel_size=cfg.minor_blob_rel_size,
+        value=cfg.minor_blob_value,
+    )
+    t["t_voting"] = time.perf_counter() - a
+    stats = {
+        **t,
+        "n_frames": float(n),
+        "n_superpixels": float(offsets[-1]),
+        "graph_nnz": float(w_mat.nnz),
+        "blobs_cleared": float(cleared),
+        "blobs_demoted": float(demoted),
+        "dominant_frames": float(ms.dominant_frames.sum()),
+        "peak_saliency": peak,
+    }
+    log.debug("uNLC shot: %s", stats)
+    return ShotSegmentation(
+        labels=labels,
+        offsets=offsets,
+        votes=np.clip(votes, 0.0, 1.0).astype(np.float32),
+        init_votes=init,
+        stats=stats,
+    )
