@@ -1,0 +1,184 @@
+"""PyAV frame source behind :class:`pipeline.video_io.VideoReader` (private module).
+
+Opened for files decord rejects. The file is demuxed once to index the presentation
+timestamps (pts) of the video packets: the sorted pts give each frame its index and the
+keyframe pts the seek points, so random access is frame exact (seek to the keyframe at or
+before the target, decode forward, match pts). Streams without timestamps fall back to
+decode order from the start.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import av
+import numpy as np
+from numpy.typing import NDArray
+
+log = logging.getLogger(__name__)
+
+
+class PyAVSourceError(RuntimeError):
+    """PyAV could not open or decode the file (the message is the reason)."""
+
+
+@dataclass(frozen=True)
+class HeaderMeta:
+    frames: int | None  # frame count stated by the container (None: not stated)
+    fps: float | None  # stated average rate
+    width: int
+    height: int
+    codec: str
+    pix_fmt: str
+
+
+def header(path: str) -> HeaderMeta | None:
+    """What the container header says about its first video stream; None if unreadable."""
+    try:
+        with av.open(path) as c:
+            if not c.streams.video:
+                return None
+            st = c.streams.video[0]
+            cc = st.codec_context
+            rate = st.average_rate or st.guessed_rate
+            return HeaderMeta(
+                frames=int(st.frames) or None,
+                fps=float(rate) if rate else None,
+                width=int(cc.width),
+                height=int(cc.height),
+                codec=str(cc.name),
+                pix_fmt=str(cc.pix_fmt or "unknown"),
+            )
+    except (av.FFmpegError, OSError, ValueError) as e:
+        log.debug("%s: PyAV cannot read the header: %s", path, e)
+        return None
+
+
+class PyAVSource:
+    name = "pyav"
+
+    def __init__(self, path: str, out_hw: tuple[int, int] | None, threads: int) -> None:
+        self.path = path
+        try:
+            self.container = av.open(path)
+        except (av.FFmpegError, OSError, ValueError) as e:
+            raise PyAVSourceError(f"cannot open it ({e})") from e
+        if not self.container.streams.video:
+            self.container.close()
+            raise PyAVSourceError("finds no video stream")
+        self.stream = self.container.streams.video[0]
+        self.stream.codec_context.thread_count = threads
+        self.out_hw = out_hw
+        cc = self.stream.codec_context
+        self.src_hw = (int(cc.height), int(cc.width))
+        rate = self.stream.average_rate or self.stream.guessed_rate
+        self.header_fps = float(rate) if rate else None
+        self._index()
+
+    def _index(self) -> None:
+        """Demux every video packet once: pts in presentation order and keyframes."""
+        pts: list[int | None] = []
+        keys: list[bool] = []
+        try:
+            for pkt in self.container.demux(self.stream):
+                if pkt.size == 0:  # the flush packet at the end
+                    continue
+                pts.append(pkt.pts if pkt.pts is not None else pkt.dts)
+                keys.append(bool(pkt.is_keyframe))
+        except av.FFmpegError as e:  # a truncated file: keep what was demuxed
+            log.info("%s: demux stopped after %d packets: %s", self.path, len(pts), e)
+        self.n = len(pts)
+        self.timed = all(p is not None for p in pts)
+        tb = float(self.stream.time_base or 0.0)
+        if self.timed and self.n:
+            arr = np.asarray(pts, np.int64)
+            order = np.argsort(arr, kind="stable")
+            self.pts = arr[order]
+            self.pts_to_index = {int(p): i for i, p in enumerate(self.pts)}
+            self.key_index = np.flatnonzero(np.asarray(keys)[order])
+            self.times = (self.pts - self.pts[0]).astype(np.float64) * tb
+        else:
+            self.pts = np.zeros(0, np.int64)
+            self.pts_to_index = {}
+            self.key_index = np.zeros(0, np.int64)
+            self.times = np.zeros(0) if not self.header_fps else np.arange(self.n) / self.header_fps
+
+    def _rgb(self, frame: av.VideoFrame) -> NDArray[np.uint8]:
+        if self.out_hw is None:
+            arr = frame.to_ndarray(format="rgb24")
+        else:
+            arr = frame.to_ndarray(format="rgb24", height=self.out_hw[0], width=self.out_hw[1])
+        return np.asarray(arr, np.uint8)
+
+    def _decode_from(self, index: int) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Decoded (frame index, frame) from the keyframe at or before `index` onwards."""
+        if not self.timed:
+            index = 0
+        k = 0
+        if len(self.key_index):
+            pos = int(np.searchsorted(self.key_index, index, side="right")) - 1
+            k = int(self.key_index[max(pos, 0)])
+        try:
+            if self.timed and self.n:
+                self.container.seek(int(self.pts[k]), stream=self.stream, backward=True)
+            else:
+                self.container.seek(0)
+            self.stream.codec_context.flush_buffers()
+            counter = 0
+            for pkt in self.container.demux(self.stream):
+                for frame in pkt.decode():
+                    if self.timed:
+                        i = self.pts_to_index.get(-1 if frame.pts is None else int(frame.pts))
+                        if i is None:
+                            continue  # a frame outside the index (should not happen)
+                    else:
+                        i, counter = counter, counter + 1
+                    yield i, frame
+        except av.FFmpegError as e:
+            raise PyAVSourceError(f"decode failed: {e}") from e
+
+    def get_batch(self, idx: Sequence[int]) -> NDArray[np.uint8]:
+        """Frames at sorted, unique `idx`: seek only when decoding forward costs more."""
+        h, w = self.out_hw or self.src_hw
+        out = np.empty((len(idx), h, w, 3), np.uint8)
+        gen: Iterator[tuple[int, av.VideoFrame]] | None = None
+        pos = -1
+        for j, target in enumerate(idx):
+            if gen is None or target <= pos or self._key_before(target) > pos:
+                gen = self._decode_from(target)
+            for i, frame in gen:
+                pos = i
+                if i == target:
+                    out[j] = self._rgb(frame)
+                    break
+                if i > target:
+                    raise PyAVSourceError(f"frame {target} was skipped by the decoder")
+            else:
+                raise PyAVSourceError(
+                    f"frame {target} does not decode (the stream ends at frame {pos})"
+                )
+        return out
+
+    def _key_before(self, index: int) -> int:
+        if not self.timed or not len(self.key_index):
+            return 0
+        pos = int(np.searchsorted(self.key_index, index, side="right")) - 1
+        return int(self.key_index[max(pos, 0)])
+
+    def iter(self, start: int, stop: int, step: int) -> Iterator[tuple[int, NDArray[np.uint8]]]:
+        last = -1
+        if start >= stop:
+            return
+        for i, frame in self._decode_from(start):
+            if i >= stop:
+                return
+            last = i
+            if i >= start and (i - start) % step == 0:
+                yield i, self._rgb(frame)
+        if last < stop - 1:
+            raise PyAVSourceError(f"decoding ended at frame {last}, expected {stop - 1}")
+
+    def close(self) -> None:
+        self.container.close()

@@ -1,0 +1,342 @@
+"""The one module that opens media files: probing and frame reading.
+
+Two backends, chosen per file:
+
+- ``decord`` (first choice): builds a packet index when it opens a file, so ``len()``,
+  timestamps and frame-exact random access (``get_batch``) come cheap.
+- ``pyav`` (fallback for files decord rejects, e.g. a file whose tail is missing but whose
+  header is intact): demuxes the file once to index packet timestamps, then decodes with
+  keyframe seeks. Chosen over OpenCV because it reports timestamps and decode errors and
+  handles grey pixel formats; ``benchmarks/bench_fetch.py`` measures both decoders.
+
+Frame count: the number of video packets indexed by demuxing (what both backends expose),
+and :func:`probe` decodes the first and the last frame so a count that includes undecodable
+packets is caught; ``probe(..., count="decode")`` counts by decoding every frame. The
+container header's own count is kept as ``header_frames`` and is never trusted. fps comes
+from the frame timestamps, not the header.
+
+Frames are (H, W, 3) uint8 RGB; grey videos come out as 3 equal channels. Sizes are
+``(height, width)`` like ``frame.shape[:2]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pipeline import _pyav_source
+
+log = logging.getLogger(__name__)
+
+Backend = Literal["auto", "decord", "pyav"]
+BACKENDS = ("auto", "decord", "pyav")
+DECODE_THREADS = 1  # DESIGN 10: two processes scale better than two decoder threads
+_CHUNK = 16  # frames per decord batch when streaming: bounded memory, few calls
+
+
+class VideoError(RuntimeError):
+    """A media file that cannot be used: names the file and the reason."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    n_frames: int  # frames indexed by demuxing (and verified), or counted by decoding
+    header_frames: int | None  # what the container header claims (None: not stated)
+    fps: float  # from frame timestamps; header rate for a one-frame video
+    header_fps: float | None  # the container's stated average rate
+    width: int
+    height: int
+    duration: float  # seconds = n_frames / fps
+    codec: str  # decoder name, e.g. "h264"
+    pix_fmt: str  # e.g. "yuv420p", "gray"
+    backend: str  # "decord" or "pyav": the backend that read it
+
+    @property
+    def header_mismatch(self) -> bool:
+        """True when the container header states a frame count other than the real one."""
+        return self.header_frames is not None and self.header_frames != self.n_frames
+
+
+def output_size(src_hw: tuple[int, int], height: int | None, width: int | None) -> tuple[int, int]:
+    """(height, width) of output frames: both given, or height only (keeps the aspect)."""
+    h, w = src_hw
+    if height is None and width is None:
+        return h, w
+    if height is None:
+        assert width is not None
+        return max(1, round(width * h / w)), width
+    if height < 1 or (width is not None and width < 1):
+        raise ValueError(f"height/width must be >= 1, got {height}x{width}")
+    return height, width if width is not None else max(1, round(height * w / h))
+
+
+def _fps_from_times(times: NDArray[np.float64], header: float | None) -> float:
+    """Average frame rate from presentation times (seconds, sorted). The header's exact
+    rational rate is kept when the timestamps agree with it to 0.1% (decord's float32
+    timestamps would otherwise turn 25 into 25.000001)."""
+    if len(times) >= 2 and times[-1] > times[0]:
+        fps = float((len(times) - 1) / (times[-1] - times[0]))
+        return header if header and abs(fps - header) <= 1e-3 * header else fps
+    return float(header) if header else 0.0
+
+
+class _DecordSource:
+    name = "decord"
+
+    def __init__(self, path: str, out_hw: tuple[int, int] | None) -> None:
+        import decord
+
+        kw = {} if out_hw is None else {"height": out_hw[0], "width": out_hw[1]}
+        try:
+            self.vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=DECODE_THREADS, **kw)
+        except (RuntimeError, decord.DECORDError) as e:
+            raise VideoError(path, f"decord cannot open it ({_first_line(e)})") from e
+        self.path = path
+        self.n = len(self.vr)
+        self.header_fps = float(self.vr.get_avg_fps()) or None
+        self.times = np.zeros(0)
+        if self.n:
+            ts = np.asarray(self.vr.get_frame_timestamp(np.arange(self.n))[:, 0], np.float64)
+            self.times = ts - ts[0]
+
+    @property
+    def src_hw(self) -> tuple[int, int]:
+        """Native (height, width); decord only tells by decoding a frame."""
+        if not self.n:
+            return (0, 0)
+        h, w = self.get_batch([0]).shape[1:3]
+        return int(h), int(w)
+
+    def get_batch(self, idx: Sequence[int]) -> NDArray[np.uint8]:
+        import decord
+
+        try:
+            return np.asarray(self.vr.get_batch(list(idx)).asnumpy(), np.uint8)
+        except (RuntimeError, decord.DECORDError) as e:
+            raise VideoError(self.path, f"decode failed: {_first_line(e)}") from e
+
+    def iter(self, start: int, stop: int, step: int) -> Iterator[tuple[int, NDArray[np.uint8]]]:
+        idx = list(range(start, stop, step))
+        for i in range(0, len(idx), _CHUNK):
+            chunk = idx[i : i + _CHUNK]
+            yield from zip(chunk, self.get_batch(chunk), strict=True)
+
+    def close(self) -> None:
+        del self.vr
+
+
+def _first_line(e: BaseException) -> str:
+    """First line of an error, without decord's "[time] source.cc:123: " prefix."""
+    text = str(e).strip().splitlines()
+    return re.sub(r"^\[[\d:]+\] \S+:\d+: ", "", text[0])[:300] if text else type(e).__name__
+
+
+_SIGNATURES = (  # (offset, magic bytes, container) of formats ffmpeg reads
+    (4, b"ftyp", "MP4/MOV"),
+    (4, b"moov", "MOV"),
+    (4, b"mdat", "MOV"),
+    (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"),
+    (0, b"RIFF", "AVI/RIFF"),
+    (0, b"FLV", "FLV"),
+    (0, b"OggS", "Ogg"),
+    (0, b"\x00\x00\x01\xba", "MPEG-PS"),
+    (0, b"\x30\x26\xb2\x75", "ASF/WMV"),
+    (0, b"\x47", "MPEG-TS"),
+)
+
+
+def sniff_container(path: str | Path) -> str | None:
+    """The container family named by the file's first bytes, or None if unrecognised."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    for offset, magic, name in _SIGNATURES:
+        if head[offset : offset + len(magic)] == magic:
+            return name
+    return None
+
+
+def _unreadable(path: str, details: str) -> VideoError:
+    """The error for a file no backend opens: not a video, or a broken container."""
+    kind = sniff_container(path)
+    if kind is None:
+        with open(path, "rb") as f:
+            head = f.read(12)
+        return VideoError(path, f"not a video (unrecognised content starting {head!r}): {details}")
+    return VideoError(path, f"corrupt or truncated {kind} file: {details}")
+
+
+class VideoReader:
+    """Frames of one video at a requested size.
+
+    height only: keep the aspect ratio (448 -> a 4:3 video gives 448x597); height and
+    width: exactly that size; neither: native size. ``backend="auto"`` tries decord, then
+    PyAV. ``len()`` is the frame count, ``.fps`` the timestamp-based rate, ``.size`` the
+    output ``(height, width)``, ``.backend`` the backend in use.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        height: int | None = None,
+        width: int | None = None,
+        backend: Backend = "auto",
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self.path = str(path)
+        if not Path(self.path).is_file():
+            raise VideoError(self.path, "no such file")
+        if Path(self.path).stat().st_size == 0:
+            raise VideoError(self.path, "empty file (0 bytes)")
+        meta = _pyav_source.header(self.path)  # None when PyAV cannot parse the header
+        self.header_frames = meta.frames if meta else None
+        self.codec = meta.codec if meta else "unknown"
+        self.pix_fmt = meta.pix_fmt if meta else "unknown"
+        src_hw = (meta.height, meta.width) if meta else None
+        out_hw = None
+        if src_hw is not None and (height is not None or width is not None):
+            out_hw = output_size(src_hw, height, width)
+        self._src: _DecordSource | _pyav_source.PyAVSource
+        errors = []
+        for name in ("decord", "pyav") if backend == "auto" else (backend,):
+            try:
+                if name == "decord":
+                    self._src = _DecordSource(self.path, out_hw)
+                else:
+                    self._src = _pyav_source.PyAVSource(self.path, out_hw, DECODE_THREADS)
+                break
+            except VideoError as e:
+                errors.append(e.reason)
+            except _pyav_source.PyAVSourceError as e:
+                errors.append(f"pyav {e}")
+        else:
+            raise _unreadable(self.path, "; ".join(errors))
+        if meta is None and (height is not None or width is not None):
+            raise VideoError(self.path, "cannot resize: PyAV cannot read the header")
+        self.backend = self._src.name
+        self.source_size = src_hw if src_hw else self._src.src_hw
+        self.size = out_hw if out_hw else self.source_size
+        self.header_fps = meta.fps if meta and meta.fps else self._src.header_fps
+        self.fps = _fps_from_times(self._src.times, self.header_fps)
+
+    def __len__(self) -> int:
+        return int(self._src.n)
+
+    def get_batch(self, indices: Sequence[int] | NDArray[np.integer]) -> NDArray[np.uint8]:
+        """(N, H, W, 3) uint8 RGB frames at `indices` (any order, repeats allowed)."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+            raise IndexError(f"{self.path}: frame indices must lie in [0, {len(self)})")
+        if idx.size == 0:
+            return np.zeros((0, *self.size, 3), np.uint8)
+        uniq, inverse = np.unique(idx, return_inverse=True)
+        try:
+            frames = self._src.get_batch([int(i) for i in uniq])
+        except _pyav_source.PyAVSourceError as e:
+            raise VideoError(self.path, str(e)) from e
+        return frames[inverse]
+
+    def iter_frames(
+        self, start: int = 0, stop: int | None = None, step: int = 1
+    ) -> Iterator[tuple[int, NDArray[np.uint8]]]:
+        """Yield (index, (H, W, 3) uint8 RGB) for frames start, start+step, ... < stop."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        if step < 1 or start < 0:
+            raise ValueError(f"need start >= 0 and step >= 1, got {start}, {step}")
+        return self._iter(start, stop, step)
+
+    def _iter(self, start: int, stop: int, step: int) -> Iterator[tuple[int, NDArray[np.uint8]]]:
+        try:
+            yield from self._src.iter(start, stop, step)
+        except _pyav_source.PyAVSourceError as e:
+            raise VideoError(self.path, str(e)) from e
+
+    def close(self) -> None:
+        self._src.close()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class _CheckFailed(VideoError):
+    """The file opened with `backend` but failed a probe check."""
+
+    def __init__(self, path: str, reason: str, backend: str) -> None:
+        super().__init__(path, reason)
+        self.backend = backend
+
+
+def _probe_once(path: str, backend: Backend, count: str) -> VideoInfo:
+    with VideoReader(path, backend=backend) as vr:
+        n = len(vr)
+        if n == 0:
+            claim = f" (the header claims {vr.header_frames})" if vr.header_frames else ""
+            raise _CheckFailed(path, f"zero decodable video frames{claim}", vr.backend)
+        claim = f"header claims {vr.header_frames} frames, " if vr.header_frames else ""
+        try:
+            vr.get_batch([0, n - 1])  # first and last frame must decode
+            if count == "decode":
+                n = sum(1 for _ in vr.iter_frames())
+        except VideoError as e:
+            reason = f"truncated or corrupt: {claim}{n} packets indexed; {e.reason}"
+            raise _CheckFailed(path, reason, vr.backend) from e
+        h, w = vr.source_size
+        fps = vr.fps
+        return VideoInfo(
+            path=path,
+            n_frames=n,
+            header_frames=vr.header_frames,
+            fps=fps,
+            header_fps=vr.header_fps,
+            width=int(w),
+            height=int(h),
+            duration=n / fps if fps > 0 else 0.0,
+            codec=vr.codec,
+            pix_fmt=vr.pix_fmt,
+            backend=vr.backend,
+        )
+
+
+def probe(
+    path: str | Path, backend: Backend = "auto", count: Literal["packets", "decode"] = "packets"
+) -> VideoInfo:
+    """Open, count and check a video: first and last frames must decode.
+
+    count="packets": frames indexed by demuxing (cheap: no decoding besides the two end
+    frames); "decode": decode every frame and count them. With backend="auto" a file
+    that decord opens but cannot decode is retried with PyAV. Raises VideoError.
+    """
+    if count not in ("packets", "decode"):
+        raise ValueError(f"count must be 'packets' or 'decode', got {count!r}")
+    p = str(path)
+    try:
+        return _probe_once(p, backend, count)
+    except _CheckFailed as first:
+        if backend != "auto" or first.backend != "decord":
+            raise
+        try:
+            return _probe_once(p, "pyav", count)
+        except _CheckFailed as second:
+            raise _CheckFailed(p, f"{second.reason} (decord: {first.reason})", "pyav") from second

@@ -1,0 +1,79 @@
+"""Tiny real media files, good and broken, for tests (written into a tmp dir)."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import replace
+from pathlib import Path
+
+import av
+
+from pipeline.synthetic import SyntheticConfig, generate, write_video
+
+SMALL = SyntheticConfig(height=120, width=160, n_frames=20, object_size=32, n_objects=1)
+
+
+def good_video(path: Path, n_frames: int = 20, seed: int = 0, fps: float = 25.0) -> Path:
+    """An H.264 mp4 (moov at the end, as most encoders write it)."""
+    return write_video(path, generate(replace(SMALL, n_frames=n_frames, seed=seed)).frames, fps)
+
+
+def faststart_video(path: Path, n_frames: int = 20, seed: int = 0) -> Path:
+    """An H.264 mp4 with its index (moov) before the data, as streaming sites serve it."""
+    frames = generate(replace(SMALL, n_frames=n_frames, seed=seed))
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as c:
+        s = c.add_stream("libx264", rate=25)
+        assert isinstance(s, av.VideoStream)
+        s.width, s.height, s.pix_fmt = SMALL.width, SMALL.height, "yuv420p"
+        for f in frames.frames:
+            for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    return path
+
+
+def truncated_tail(path: Path) -> Path:
+    """An mp4 cut in half: its index (moov, at the end) is lost."""
+    good = good_video(path.with_suffix(".full.mp4"))
+    data = good.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def truncated_body(path: Path) -> Path:
+    """A faststart mp4 cut at 80%: the header promises 20 frames, the tail is missing."""
+    full = faststart_video(path.with_suffix(".full.mp4"))
+    data = full.read_bytes()
+    path.write_bytes(data[: int(len(data) * 0.8)])
+    return path
+
+
+def zero_frame_video(path: Path) -> Path:
+    """A faststart mp4 whose sample data is gone: a header, zero decodable frames."""
+    full = faststart_video(path.with_suffix(".full.mp4"))
+    data = full.read_bytes()
+    path.write_bytes(data[: data.find(b"mdat") + 4])
+    return path
+
+
+def lying_avi(path: Path, claim: int = 50) -> Path:
+    """A complete 20-frame AVI whose headers claim `claim` frames."""
+    src = write_video(path.with_suffix(".src.avi"), generate(SMALL).frames, 25.0, codec="mpeg4")
+    data = bytearray(src.read_bytes())
+    i = data.find(b"avih")  # MainAVIHeader.dwTotalFrames at +8+16
+    data[i + 24 : i + 28] = struct.pack("<I", claim)
+    j = data.find(b"strh")  # AVIStreamHeader.dwLength at +8+32
+    data[j + 40 : j + 44] = struct.pack("<I", claim)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def grayscale_video(path: Path) -> Path:
+    """A lossless FFV1 .mkv with a grey pixel format (one channel)."""
+    return write_video(path, generate(SMALL).frames[..., 1], 25.0, codec="ffv1")
+
+
+def not_a_video(path: Path) -> Path:
+    path.write_bytes(b"<!doctype html><html><body>Sorry, this page is gone.</body></html>\n")
+    return path

@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.synthetic import generate
+from pipeline.video_io import VideoError, VideoReader, output_size, probe, sniff_container
+from tests import media_fixtures as mf
+
+BACKENDS = ["decord", "pyav"]
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return mf.good_video(tmp_path_factory.mktemp("v") / "good.mp4", n_frames=40)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_probe_good_video(video: Path, backend: str) -> None:
+    info = probe(video, backend=backend)  # type: ignore[arg-type]
+    assert (info.n_frames, info.width, info.height) == (40, 160, 120)
+    assert info.fps == pytest.approx(25.0) and info.duration == pytest.approx(1.6)
+    assert info.codec == "h264" and info.backend == backend and info.header_frames == 40
+    assert not info.header_mismatch
+    assert probe(video, backend=backend, count="decode").n_frames == 40  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_frames_match_source_and_random_access_is_exact(video: Path, backend: str) -> None:
+    truth = generate(replace(mf.SMALL, n_frames=40)).frames
+    with VideoReader(video, backend=backend) as vr:  # type: ignore[arg-type]
+        assert len(vr) == 40 and vr.size == (120, 160) and vr.backend == backend
+        seq = np.stack([f for _, f in vr.iter_frames()])
+        assert seq.shape == (40, 120, 160, 3) and seq.dtype == np.uint8
+        # lossy H.264 at crf 18: close to the source, and each frame nearest its own
+        assert np.abs(seq.astype(int) - truth.astype(int)).mean() < 8
+        for t in (0, 17, 39):
+            errs = [np.abs(seq[t].astype(int) - truth[s].astype(int)).mean() for s in range(40)]
+            assert int(np.argmin(errs)) == t
+        idx = np.random.default_rng(0).integers(0, 40, size=25)  # repeats, any order
+        assert np.array_equal(vr.get_batch(idx), seq[idx])
+        assert np.array_equal(vr.get_batch([39, 0, 39]), seq[[39, 0, 39]])
+        assert [i for i, _ in vr.iter_frames(3, 20, 5)] == [3, 8, 13, 18]
+        assert vr.get_batch([]).shape == (0, 120, 160, 3)
+        with pytest.raises(IndexError):
+            vr.get_batch([40])
+
+
+def test_backends_decode_identical_pixels(video: Path) -> None:
+    with VideoReader(video, backend="decord") as a, VideoReader(video, backend="pyav") as b:
+        assert np.array_equal(a.get_batch([0, 21, 39]), b.get_batch([0, 21, 39]))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_resize_keeps_aspect_or_takes_both(video: Path, backend: str) -> None:
+    with VideoReader(video, height=448, backend=backend) as vr:  # type: ignore[arg-type]
+        assert vr.size == (448, 597) and vr.get_batch([5]).shape == (1, 448, 597, 3)
+        assert vr.source_size == (120, 160)
+    with VideoReader(video, height=60, width=100, backend=backend) as vr:  # type: ignore[arg-type]
+        frames = [f for _, f in vr.iter_frames(0, 3)]
+        assert [f.shape for f in frames] == [(60, 100, 3)] * 3
+
+
+def test_output_size() -> None:
+    assert output_size((480, 640), 448, None) == (448, 597)
+    assert output_size((480, 640), None, 320) == (240, 320)
+    assert output_size((480, 640), None, None) == (480, 640)
+    with pytest.raises(ValueError):
+        output_size((480, 640), 0, None)
+
+
+def test_header_that_lies_about_frame_count_is_caught(tmp_path: Path) -> None:
+    path = mf.lying_avi(tmp_path / "lie.avi", claim=50)
+    for backend in ("auto", "pyav"):
+        info = probe(path, backend=backend)  # type: ignore[arg-type]
+        assert info.n_frames == 20 and info.header_frames == 50 and info.header_mismatch
+        assert probe(path, backend=backend, count="decode").n_frames == 20  # type: ignore[arg-type]
+
+
+def test_truncated_body_falls_back_and_fails_clearly(tmp_path: Path) -> None:
+    path = mf.truncated_body(tmp_path / "cut.mp4")
+    with pytest.raises(VideoError, match="truncated or corrupt: header claims 20 frames") as e:
+        probe(path)
+    assert e.value.path == str(path)
+
+
+def test_truncated_index_is_a_corrupt_mp4(tmp_path: Path) -> None:
+    path = mf.truncated_tail(tmp_path / "half.mp4")
+    with pytest.raises(VideoError, match=r"corrupt or truncated MP4/MOV file"):
+        probe(path)
+    assert sniff_container(path) == "MP4/MOV"
+
+
+def test_not_a_video(tmp_path: Path) -> None:
+    path = mf.not_a_video(tmp_path / "page.mp4")
+    with pytest.raises(
+        VideoError, match=r"not a video \(unrecognised content starting b'<!doctype"
+    ):
+        probe(path)
+    with pytest.raises(VideoError, match="not a video"):
+        VideoReader(path)
+
+
+def test_empty_and_missing_files(tmp_path: Path) -> None:
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    with pytest.raises(VideoError, match=r"empty file \(0 bytes\)"):
+        probe(tmp_path / "empty.mp4")
+    with pytest.raises(VideoError, match="no such file"):
+        probe(tmp_path / "missing.mp4")
+
+
+def test_zero_frame_video(tmp_path: Path) -> None:
+    path = mf.zero_frame_video(tmp_path / "zero.mp4")
+    with pytest.raises(VideoError, match=r"zero decodable video frames \(the header claims 20\)"):
+        probe(path)
+
+
+@pytest.mark.parametrize("backend", ["auto", "pyav"])
+def test_one_frame_video(tmp_path: Path, backend: str) -> None:
+    path = mf.good_video(tmp_path / "one.mp4", n_frames=1)
+    info = probe(path, backend=backend)  # type: ignore[arg-type]
+    assert info.n_frames == 1 and info.fps == pytest.approx(25.0)
+    with VideoReader(path, backend=backend) as vr:  # type: ignore[arg-type]
+        assert [i for i, _ in vr.iter_frames()] == [0]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_grayscale_comes_out_rgb(tmp_path: Path, backend: str) -> None:
+    path = mf.grayscale_video(tmp_path / "grey.mkv")
+    info = probe(path, backend=backend)  # type: ignore[arg-type]
+    assert info.pix_fmt == "gray" and info.n_frames == 20
+    truth = generate(mf.SMALL).frames[..., 1]
+    with VideoReader(path, backend=backend) as vr:  # type: ignore[arg-type]
+        f = vr.get_batch([7])[0]
+    assert f.shape == (120, 160, 3)
+    assert np.array_equal(f[..., 0], f[..., 2])
+    assert np.abs(f[..., 0].astype(int) - truth[7].astype(int)).max() <= 1  # lossless + range
+
+
+def test_faststart_and_bad_arguments(tmp_path: Path) -> None:
+    path = mf.faststart_video(tmp_path / "fs.mp4")
+    assert probe(path).n_frames == 20
+    with pytest.raises(ValueError, match="backend"):
+        VideoReader(path, backend="opencv")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="count"):
+        probe(path, count="guess")  # type: ignore[arg-type]
+    with VideoReader(path) as vr, pytest.raises(ValueError):
+        list(vr.iter_frames(step=0))
