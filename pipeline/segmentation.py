@@ -1,0 +1,143 @@
+"""Segment a whole video (or frame sequence) shot by shot with uNLC, in bounded memory.
+
+`segment_video(path, ...)` makes two passes over the file:
+
+1. stream every frame, shrunk to the detector width, through the shot detector
+   (`pipeline.shots`); only the list of cuts is kept;
+2. per shot, decode just the frames uNLC reads (<= `max_shot`, at longer side <=
+   `max_side`), segment them, judge every frame (`pipeline.pruning`) and yield one
+   :class:`ShotOutcome`; the caller writes it and drops it before the next shot.
+
+So memory is bounded by one shot of <= 110 frames whatever the video length (measured:
+tests/pipeline/test_segmentation.py). `segment_sequence` does the same for frames already
+in memory (e.g. a DAVIS sequence).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from pipeline import pruning, shots, unlc
+from pipeline.video_io import VideoReader
+
+log = logging.getLogger(__name__)
+
+Status = Literal["segmented", "rejected", "skipped"]
+MAX_SIDE = 650  # run_full.py maxSide: frames with longer side <= 650
+
+
+@dataclass(frozen=True)
+class FrameMask:
+    index: int  # frame index in the video / sequence
+    frame: NDArray[np.uint8]  # (H, W, 3) RGB at the segmentation size
+    soft: NDArray[np.float32]  # (H, W) in [0, 1]
+    verdict: pruning.FrameVerdict
+
+
+@dataclass(frozen=True)
+class ShotOutcome:
+    shot: shots.Shot
+    status: Status
+    reason: str = ""  # short code when rejected / skipped
+    detail: str = ""
+    frames: list[FrameMask] = field(default_factory=list)
+    stats: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n_kept(self) -> int:
+        return sum(f.verdict.kept for f in self.frames)
+
+
+def fit_size(height: int, width: int, max_side: int) -> tuple[int, int]:
+    """(h, w) scaled so the longer side is <= max_side (never enlarged)."""
+    s = min(1.0, max_side / max(height, width))
+    return max(1, int(round(height * s))), max(1, int(round(width * s)))
+
+
+def _resize(frames: NDArray[np.uint8], hw: tuple[int, int]) -> NDArray[np.uint8]:
+    if frames.shape[1:3] == hw:
+        return frames
+    out = np.empty((len(frames), *hw, 3), np.uint8)
+    for i, f in enumerate(frames):
+        out[i] = cv2.resize(f, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def segment_shots(
+    plan: Sequence[shots.Shot],
+    read: Callable[[NDArray[np.int64]], NDArray[np.uint8]],
+    unlc_cfg: unlc.UnlcConfig,
+    prune_cfg: pruning.PruneConfig,
+) -> Iterator[ShotOutcome]:
+    """Segment each planned shot; `read(indices)` returns those frames (n, H, W, 3) RGB."""
+    prune_cfg.validate()
+    for shot in plan:
+        if shot.skipped:
+            code, _, detail = shot.reason.partition(": ")
+            yield ShotOutcome(shot, "skipped", code, detail)
+            continue
+        frames = read(shot.indices)
+        res = unlc.segment_shot(frames, unlc_cfg)
+        if isinstance(res, unlc.ShotRejected):
+            log.info("shot %d [%d, %d) rejected: %s", shot.index, shot.start, shot.stop, res.detail)
+            yield ShotOutcome(shot, "rejected", res.reason, res.detail, stats=res.stats)
+            continue
+        band = pruning.border_mask(frames.shape[1], frames.shape[2], prune_cfg.border_band)
+        out = []
+        for i, idx in enumerate(shot.indices):
+            soft = res.soft_mask(i)
+            out.append(
+                FrameMask(int(idx), frames[i], soft, pruning.judge_frame(soft, prune_cfg, band))
+            )
+        yield ShotOutcome(shot, "segmented", frames=out, stats=res.stats)
+
+
+def segment_sequence(
+    frames: NDArray[np.uint8],
+    shot_cfg: shots.ShotConfig,
+    unlc_cfg: unlc.UnlcConfig,
+    prune_cfg: pruning.PruneConfig,
+    max_side: int = MAX_SIDE,
+) -> Iterator[ShotOutcome]:
+    """Frames in memory (n, H, W, 3) uint8 RGB -> outcomes per shot (shot detection per
+    `shot_cfg.detect_shots`)."""
+    hw = fit_size(frames.shape[1], frames.shape[2], max_side)
+    cuts, n = (
+        shots.detect_cuts(iter(frames), shot_cfg) if shot_cfg.detect_shots else ([], len(frames))
+    )
+    plan = shots.plan_shots(cuts, n, shot_cfg)
+    yield from segment_shots(plan, lambda idx: _resize(frames[idx], hw), unlc_cfg, prune_cfg)
+
+
+def segment_video(
+    path: str | Path,
+    shot_cfg: shots.ShotConfig,
+    unlc_cfg: unlc.UnlcConfig,
+    prune_cfg: pruning.PruneConfig,
+    max_side: int = MAX_SIDE,
+) -> Iterator[ShotOutcome]:
+    """Stream a video file shot by shot (two passes, see the module docstring)."""
+    with VideoReader(path) as probe_reader:
+        src_h, src_w = probe_reader.source_size
+        n_frames = len(probe_reader)
+    if shot_cfg.detect_shots and n_frames > 1:
+        det_w = min(shot_cfg.detect_width, src_w)
+        with VideoReader(path, width=det_w) as r:
+            cuts, n_seen = shots.detect_cuts((f for _, f in r.iter_frames()), shot_cfg)
+        if n_seen != n_frames:
+            log.warning("%s: %d frames indexed but %d decoded", path, n_frames, n_seen)
+            n_frames = min(n_frames, n_seen)
+    else:
+        cuts = []
+    plan = shots.plan_shots(cuts, n_frames, shot_cfg)
+    h, w = fit_size(src_h, src_w, max_side)
+    with VideoReader(path, height=h, width=w) as reader:
+        yield from segment_shots(plan, reader.get_batch, unlc_cfg, prune_cfg)
