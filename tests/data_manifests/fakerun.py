@@ -134,8 +134,14 @@ def write_stage(
     return out
 
 
-def make_run(root: Path, n_pairs: int = len(PAIR_TYPES), image_bytes: int = 64) -> Path:
-    """Two FetchVideos shards and one BuildGraph; the ``test_tables`` fixture must be on."""
+def make_run(
+    root: Path, n_pairs: int = len(PAIR_TYPES), image_bytes: int = 64, url: str | None = None
+) -> Path:
+    """Two FetchVideos shards and one BuildGraph; the ``test_tables`` fixture must be on.
+
+    ``url``: where the run will live (e.g. ``s3://bucket/run``), for the ``requires`` URLs
+    the sidecars record.
+    """
     fetch = [
         write_stage(
             root,
@@ -151,7 +157,7 @@ def make_run(root: Path, n_pairs: int = len(PAIR_TYPES), image_bytes: int = 64) 
         "BuildGraph",
         {"pairs": pairs_rows(n_pairs, image_bytes)},
         params={"k": 4},
-        requires=[str(p) for p in fetch],
+        requires=[f"{url}/{p.relative_to(root)}" if url else str(p) for p in fetch],
         counts={"pairs": n_pairs},
         pngs={"pairs_montage.png": TINY_PNG},
     )
