@@ -1,0 +1,110 @@
+"""Context prediction pairs from mined frames (Doersch, Gupta & Efros 2015).
+
+A frame is cut into a 3x3 grid of ``patch`` x ``patch`` cells separated by ``gap`` pixels
+(so edges and textures cannot simply continue across the border); the centre patch and one of
+its 8 neighbours (the label, 0..7 in reading order) are taken, each shifted by up to
+``jitter`` pixels independently. Frames smaller than the grid are handled by scaling the
+geometry down (the patches are then resampled to ``patch_size``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import torch
+from torch.utils.data import Dataset
+
+from models.images import UndecodableError, crop_square, decode_rgb
+from models.manifests import read_table, require_columns
+from models.sampling import Item
+
+log = logging.getLogger(__name__)
+MAX_SKIP = 64  # consecutive undecodable rows tolerated before the table is declared broken
+# (dx, dy) of the 8 neighbours in reading order: label k <-> OFFSETS[k]
+OFFSETS = ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1))
+
+
+@dataclass(frozen=True)
+class ContextColumns:
+    table: str = "masks"  # SegmentMotion's rows carry the mined frames as JPEG
+    image: str = "frame_jpeg"
+
+
+@dataclass(frozen=True)
+class ContextConfig:
+    patch_size: int = 96  # network input side, same as the mined patches the features describe
+    patch: int = 96  # cell side in frame pixels (Doersch: 96)
+    gap: int = 48  # pixels between cells (Doersch: 48) so low-level cues do not cross
+    jitter: int = 7  # independent shift per patch, up to +-7 px (Doersch: 7)
+
+
+def load_frames(
+    sources: str | Path | Sequence[str | Path], cols: ContextColumns = ContextColumns()
+) -> pa.Array:
+    t = read_table(sources, cols.table)
+    require_columns(t, cols.table, [cols.image])
+    if t.num_rows == 0:
+        raise ValueError(f"table {cols.table!r} has no frames")
+    return t.column(cols.image).combine_chunks()
+
+
+def context_pair(
+    frame: npt.NDArray[np.uint8], cfg: ContextConfig, rng: np.random.Generator
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], int]:
+    """-> (centre patch, neighbour patch, label) with patches (patch_size, patch_size, 3)."""
+    h, w = frame.shape[:2]
+    span = 3 * cfg.patch + 2 * cfg.gap + 2 * cfg.jitter
+    scale = min(1.0, h / span, w / span)
+    p, g, j = cfg.patch * scale, cfg.gap * scale, cfg.jitter * scale
+    step = p + g
+    # centre of the middle cell, anywhere the whole grid fits
+    cx = rng.uniform(1.5 * p + g + j, max(w - 1.5 * p - g - j, 1.5 * p + g + j))
+    cy = rng.uniform(1.5 * p + g + j, max(h - 1.5 * p - g - j, 1.5 * p + g + j))
+    label = int(rng.integers(0, 8))
+    dx, dy = OFFSETS[label]
+    ja, jb = rng.uniform(-j, j, size=2), rng.uniform(-j, j, size=2)
+    a = crop_square(frame, cx + ja[0], cy + ja[1], p, cfg.patch_size)
+    b = crop_square(frame, cx + dx * step + jb[0], cy + dy * step + jb[1], p, cfg.patch_size)
+    return a, b, label
+
+
+class ContextDataset(Dataset[dict[str, Any]]):
+    """Item ``(row, sample_seed)`` -> a, b (S, S, 3) uint8, label (0..7), row, skipped."""
+
+    def __init__(self, frames: pa.Array, cfg: ContextConfig = ContextConfig()) -> None:
+        self.frames, self.cfg = frames, cfg
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, item: Item) -> dict[str, Any]:
+        row, seed = item
+        skipped: list[int] = []
+        for k in range(MAX_SKIP):
+            r = (row + k) % len(self)
+            try:
+                frame = decode_rgb(self.frames[r].as_py())
+            except UndecodableError as e:
+                log.debug("context row %d: %s", r, e)
+                skipped.append(r)
+                continue
+            a, b, label = context_pair(frame, self.cfg, np.random.default_rng(seed))
+            return {"a": a, "b": b, "label": label, "row": r, "skipped": skipped}
+        raise RuntimeError(f"{MAX_SKIP} consecutive frame rows from {row} do not decode")
+
+
+def collate_context(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "a": torch.from_numpy(np.stack([it["a"] for it in items])),
+        "b": torch.from_numpy(np.stack([it["b"] for it in items])),
+        "label": torch.tensor([it["label"] for it in items], dtype=torch.int64),
+        "row": torch.tensor([it["row"] for it in items], dtype=torch.int64),
+        "skipped": [r for it in items for r in it["skipped"]],
+    }

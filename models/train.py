@@ -1,0 +1,373 @@
+"""Training entry point for the ranking, mask and context networks.
+
+    python -m models.train --config run.yaml
+    python -m models.train --task ranking --data DIR --out-dir OUT --steps 2000
+    torchrun --nproc-per-node 4 -m models.train --config run.yaml
+
+Runs unchanged on CPU, one GPU or under torchrun (DDP over NCCL or gloo). Skeleton after
+DINO / torchvision references: get_args_parser -> train -> train_one_epoch -> evaluate.
+Only rank 0 logs (metrics.jsonl, TensorBoard) and saves; checkpoints are atomic and resumed
+automatically when the config matches (``models.checkpoint``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from models import checkpoint as ckpt_io
+from models import dist, steps
+from models.config import TrainConfig, add_config_flags, build_config
+from models.heads import build_network, network_config
+from models.losses import RankingLossConfig
+from models.sampling import GlobalBatchSampler, weighted_order
+from models.trunks import trunk_spec
+
+log = logging.getLogger("models.train")
+SUMMARY = "summary.json"
+METRICS = "metrics.jsonl"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; the message names the step and the batch rows."""
+
+
+@dataclass
+class Data:
+    dataset: Any
+    collate: Any
+    weights: np.ndarray
+    val_batches: list[dict[str, Any]] = field(default_factory=list)
+    images_per_sample: int = 2
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser("models.train", description=__doc__.split("\n")[0])
+    p.add_argument("--config", default=None, help="JSON or YAML file of TrainConfig keys")
+    p.add_argument("--backend", default=None, help="force a process-group backend (gloo/nccl)")
+    add_config_flags(p)
+    return p
+
+
+def build_data(cfg: TrainConfig) -> Data:
+    """Dataset, collate, per-row sampling weights (0 for held-out rows) and val batches."""
+    if cfg.task == "ranking":
+        from models.data_pairs import PairColumns, PairDataset, collate_pairs, load_pairs
+
+        pairs = load_pairs(cfg.data, PairColumns(**cfg.columns))
+        size = int(cfg.network.get("input_size", 96))
+        ds: Any = PairDataset(pairs, size)
+        weights = pairs.weights(cfg.type_weights, cfg.pair_types)
+        collate: Any = collate_pairs
+        per = 2
+    elif cfg.task == "mask":
+        from models.data_masks import (
+            MaskColumns,
+            MaskCropConfig,
+            MaskDataset,
+            collate_masks,
+            load_masks,
+        )
+
+        crop = MaskCropConfig(**cfg.crop)
+        ds = MaskDataset(load_masks(cfg.data, MaskColumns(**cfg.columns)), crop)
+        weights, collate, per = np.ones(len(ds)), collate_masks, 1
+    else:
+        from models.data_context import (
+            ContextColumns,
+            ContextConfig,
+            ContextDataset,
+            collate_context,
+            load_frames,
+        )
+
+        ds = ContextDataset(
+            load_frames(cfg.data, ContextColumns(**cfg.columns)), ContextConfig(**cfg.crop)
+        )
+        weights, collate, per = np.ones(len(ds)), collate_context, 2
+    usable = np.flatnonzero(weights > 0)
+    n_val = min(int(round(cfg.val_fraction * usable.size)), 4 * cfg.batch_size)
+    val_batches: list[dict[str, Any]] = []
+    if n_val >= 4:
+        val_rows = usable[weighted_order(np.ones(usable.size), n_val, cfg.seed + 12345)]
+        weights = weights.copy()
+        weights[val_rows] = 0.0
+        items = [ds[(int(r), int(r))] for r in val_rows]
+        val_batches = [
+            collate(items[i : i + cfg.batch_size]) for i in range(0, n_val, cfg.batch_size)
+        ]
+    return Data(ds, collate, weights, val_batches, per)
+
+
+def build_model(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
+    net_cfg = network_config(
+        cfg.task, trunk=cfg.trunk, trunk_options=cfg.trunk_options, **cfg.network
+    )
+    model = build_network(net_cfg)
+    spec = {
+        "kind": cfg.task,
+        "config": {k: getattr(net_cfg, k) for k in net_cfg.__dataclass_fields__},
+    }
+    return model, spec
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)  # workers decode JPEGs; one thread each avoids oversubscription
+    cv2.setNumThreads(1)
+
+
+def _autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    amp = cfg.amp
+    if amp == "auto":
+        amp = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "off"
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[amp]
+
+
+class MetricsLog:
+    """Rank 0: JSON lines (appended across resumes) and TensorBoard scalars."""
+
+    def __init__(self, out_dir: Path, enabled: bool, tensorboard: bool) -> None:
+        self.enabled = enabled
+        self.path = out_dir / METRICS
+        self.tb: Any = None
+        if enabled and tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(out_dir / "tensorboard"))
+
+    def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+        if self.tb is not None:
+            for k, v in record.items():
+                if isinstance(v, int | float) and k != "step":
+                    self.tb.add_scalar(k, v, record["step"])
+            self.tb.flush()
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+@dataclass
+class State:
+    cfg: TrainConfig
+    ctx: dist.DistContext
+    model: nn.Module  # possibly DDP-wrapped
+    raw: nn.Module  # the bare network (saved, evaluated)
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    sc: steps.StepContext
+    metrics: MetricsLog
+    network_spec: dict[str, Any]
+    step: int = 0
+    skipped: set[int] = field(default_factory=set)
+    images_per_sample: int = 2
+    val_batches: list[dict[str, Any]] = field(default_factory=list)
+
+
+def save(state: State) -> None:
+    if not state.ctx.is_main:
+        return
+    trunk = state.raw.trunk
+    ckpt_io.save_atomic(
+        {
+            "model": state.raw.state_dict(),
+            "optimizer": state.optimizer.state_dict(),
+            "scaler": state.scaler.state_dict(),
+            "step": state.step,
+            "config": state.cfg.to_dict(),
+            "network": state.network_spec,
+            "trunk_spec": trunk_spec(trunk),  # type: ignore[arg-type]
+            "skipped_rows": sorted(state.skipped),
+        },
+        Path(state.cfg.out_dir) / ckpt_io.LATEST,
+    )
+
+
+def train_one_epoch(state: State, loader_iter: Any, n_steps: int) -> None:
+    """Run ``n_steps`` optimiser steps from ``state.step``; log, check, checkpoint."""
+    cfg, ctx = state.cfg, state.ctx
+    step_fn = steps.STEPS[cfg.task]
+    acc: dict[str, float] = {}
+    t0, seen = time.perf_counter(), 0
+    for _ in range(n_steps):
+        batch = next(loader_iter)
+        state.skipped.update(batch["skipped"])
+        loss, stats = step_fn(state.model, batch, state.step, state.sc)
+        flag = torch.tensor([float(loss.detach()), 0.0], device=ctx.device)
+        flag[1] = 0.0 if math.isfinite(float(flag[0])) else 1.0
+        dist.all_reduce_sum(ctx, flag)
+        if flag[1] > 0 or not math.isfinite(stats.get("loss", 0.0)):
+            rows = dist.gather(ctx, batch["row"].to(ctx.device)).tolist()
+            raise NonFiniteLossError(
+                f"non-finite loss ({float(loss.detach())}) at step {state.step}: stopping; "
+                f"batch rows {rows}; the last checkpoint in {cfg.out_dir} is untouched"
+            )
+        state.optimizer.zero_grad(set_to_none=True)
+        state.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+        state.step += 1
+        seen += batch["row"].shape[0] * ctx.world_size * state.images_per_sample
+        for k, v in stats.items():
+            acc[k] = acc.get(k, 0.0) + v
+        n_acc = acc.get("_n", 0.0) + 1.0
+        acc["_n"] = n_acc
+        if state.step % cfg.log_every == 0 or state.step == cfg.steps:
+            mean = {k: v / n_acc for k, v in acc.items() if k != "_n"}
+            dt = time.perf_counter() - t0
+            state.metrics.write(
+                {
+                    "step": state.step,
+                    "lr": state.optimizer.param_groups[0]["lr"],
+                    "images_per_s": seen / dt if dt > 0 else 0.0,
+                    "skipped_rows": len(state.skipped),
+                    **mean,
+                }
+            )
+            acc, t0, seen = {}, time.perf_counter(), 0
+        if state.step % cfg.ckpt_every == 0 or state.step == cfg.steps:
+            save(state)
+            dist.barrier(ctx)
+        if cfg.eval_every and state.step % cfg.eval_every == 0:
+            run_evaluation(state, state.val_batches)
+
+
+def run_evaluation(state: State, val_batches: list[dict[str, Any]]) -> dict[str, float]:
+    if not state.ctx.is_main or not val_batches:
+        return {}
+    res = steps.evaluate(state.cfg.task, state.raw, val_batches, state.sc)
+    state.metrics.write({"step": state.step, **res})
+    return res
+
+
+def train(cfg: TrainConfig, backend: str | None = None) -> dict[str, Any]:
+    """Train to ``cfg.steps`` (resuming from out_dir when the config matches)."""
+    ctx = dist.init(cfg.device, backend)
+    try:
+        return _train(cfg, ctx)
+    finally:
+        dist.cleanup(ctx)
+
+
+def _train(cfg: TrainConfig, ctx: dist.DistContext) -> dict[str, Any]:
+    out = Path(cfg.out_dir)
+    resume = ckpt_io.resumable(out, cfg.to_dict())  # refuses a mismatched config
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    data = build_data(cfg)
+    model, net_spec = build_model(cfg)
+    cl = cfg.channels_last == "on" or (cfg.channels_last == "auto" and ctx.device.type == "cuda")
+    model = model.to(ctx.device)
+    if cl:
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+    adt = _autocast_dtype(cfg, ctx.device)
+    scaler = torch.amp.GradScaler(ctx.device.type, enabled=adt == torch.float16)
+    start = 0
+    skipped: set[int] = set()
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scaler.load_state_dict(resume["scaler"])
+        start, skipped = int(resume["step"]), set(resume["skipped_rows"])
+        log.info("resuming %s at step %d", out / ckpt_io.LATEST, start)
+    wrapped: nn.Module = model
+    if ctx.distributed:
+        ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        wrapped = DistributedDataParallel(model, device_ids=ids)
+    sc = steps.StepContext(
+        ctx, ctx.device, cl, adt, RankingLossConfig(cfg.margin, cfg.negatives),
+        cfg.hard_after, cfg.gather_negatives, cfg.seed,
+    )  # fmt: skip
+    metrics = MetricsLog(out, ctx.is_main, cfg.tensorboard)
+    state = State(
+        cfg, ctx, wrapped, model, optimizer, scaler, sc, metrics, net_spec,
+        start, skipped, data.images_per_sample, data.val_batches,
+    )  # fmt: skip
+    sampler = GlobalBatchSampler(
+        data.weights,
+        cfg.batch_size,
+        ctx.rank,
+        ctx.world_size,
+        cfg.seed,
+        start,
+        cfg.steps,
+        cfg.epoch_size,
+    )
+    loader = DataLoader(
+        data.dataset,
+        batch_sampler=sampler,
+        collate_fn=data.collate,
+        num_workers=cfg.workers,
+        pin_memory=ctx.device.type == "cuda",
+        worker_init_fn=_worker_init if cfg.workers else None,
+        prefetch_factor=4 if cfg.workers else None,
+        persistent_workers=False,
+    )
+    t0 = time.perf_counter()
+    try:
+        it = iter(loader)
+        while state.step < cfg.steps:
+            n = min(
+                sampler.batches_per_epoch - state.step % sampler.batches_per_epoch,
+                cfg.steps - state.step,
+            )
+            train_one_epoch(state, it, n)
+        if start == cfg.steps and ctx.is_main and not (out / ckpt_io.LATEST).exists():
+            save(state)
+        final = run_evaluation(state, data.val_batches)
+    finally:
+        metrics.close()
+    summary = {
+        "task": cfg.task,
+        "steps": state.step,
+        "resumed_from": start,
+        "world_size": ctx.world_size,
+        "device": str(ctx.device),
+        "checkpoint": str(out / ckpt_io.LATEST),
+        "skipped_rows": len(state.skipped),
+        "wall_s": round(time.perf_counter() - t0, 3),
+        "val": final,
+    }
+    if ctx.is_main:
+        tmp = out / f".{SUMMARY}.tmp"
+        tmp.write_text(json.dumps(summary, indent=1, sort_keys=True))
+        tmp.replace(out / SUMMARY)
+        print(f"models.train: wrote {out / ckpt_io.LATEST} and {out / SUMMARY}")
+    dist.barrier(ctx)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args = get_args_parser().parse_args(argv)
+    cfg = build_config(args)
+    if not cfg.data:
+        raise SystemExit(
+            "models.train: no --data given (manifest dirs, Parquet files or name@version)"
+        )
+    train(cfg, args.backend)
+
+
+if __name__ == "__main__":
+    main()
