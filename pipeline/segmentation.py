@@ -141,3 +141,18 @@ def segment_video(
     h, w = fit_size(src_h, src_w, max_side)
     with VideoReader(path, height=h, width=w) as reader:
         yield from segment_shots(plan, reader.get_batch, unlc_cfg, prune_cfg)
+
+
+def mask_overlay(
+    frame: NDArray[np.uint8], soft: NDArray[np.floating], prune_cfg: pruning.PruneConfig
+) -> NDArray[np.uint8]:
+    """(H, W, 3) RGB view of a mask in the style of Pathak et al. 2017 Fig. 6: the frame
+    greyed and dimmed, foreground (trimap positive) tinted red, the ignore band yellow."""
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    base = np.repeat((grey * 0.5 + 64.0)[:, :, None], 3, axis=2)
+    tri = pruning.trimap(soft, prune_cfg)
+    fg = tri == pruning.TRIMAP_FG
+    ign = tri == pruning.TRIMAP_IGNORE
+    base[fg] = 0.4 * base[fg] + 0.6 * np.array([255.0, 0.0, 0.0], np.float32)
+    base[ign] = 0.6 * base[ign] + 0.4 * np.array([255.0, 220.0, 0.0], np.float32)
+    return np.clip(base, 0, 255).astype(np.uint8)
