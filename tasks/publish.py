@@ -1,0 +1,167 @@
+"""``PublishDataset``: publish chosen tables of the finished run under ``[videomine] root``.
+
+    luigi --module tasks PublishDataset --name mined-pairs --version 1 \\
+        --tables '["pairs","nodes","patches"]' --local-scheduler
+
+The task reads the completed stage outputs under the root (it does not re-run mining): an
+unfinished run (an output without ``_SUCCESS``, a missing shard, a required upstream
+output that is not complete, a table no stage produced) is refused with
+:class:`~data_manifests.runs.IncompleteRunError`. The card's example montages are the PNGs
+the producing stages wrote into their output directories, plus a contact sheet rendered
+here (``pipeline.imaging.montage``) from the first image-bytes column of each table.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import luigi
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from data_manifests.publish import DEFAULT_FILE_MB, DEFAULT_ROW_GROUP_MB, publish
+from data_manifests.registry import Registry
+from data_manifests.runs import RunOutput, scan_run
+from pipeline.imaging import ImageDecodeError, decode_jpeg, encode_png, montage
+from tasks.common import shard_count, videomine
+
+log = logging.getLogger(__name__)
+
+MONTAGE_ROWS = 4  # rows x columns of example images per table in the card
+MONTAGE_COLS = 8
+
+__all__ = ["PublishDataset", "RegistryTarget", "card_images"]
+
+
+class RegistryTarget(luigi.Target):
+    """Exists when ``name@version`` is committed in the registry."""
+
+    def __init__(self, registry: str, name: str, version: str) -> None:
+        self.registry, self.ref = registry, f"{name}@{version}"
+
+    def exists(self) -> bool:
+        return Registry(self.registry).exists(self.ref)
+
+
+def _image_columns(schema: pa.Schema) -> list[str]:
+    return [
+        f.name for f in schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)
+    ]
+
+
+def _table_montage(run: RunOutput, table: str) -> bytes | None:
+    """A contact sheet of the first images of ``table`` (None when it holds no images)."""
+    files = run.table_files(table)
+    if not files:
+        return None
+    stage, name = files[0]
+    with stage.store.fs.open(stage.store.path(name), "rb") as f:
+        pf = pq.ParquetFile(f)
+        cols = _image_columns(pf.schema_arrow)
+        if not cols:
+            return None
+        t = pf.read_row_groups([0], columns=cols[:2]) if pf.num_row_groups else None
+    if t is None or t.num_rows == 0:
+        return None
+    rows: list[list[np.ndarray[Any, Any]]] = []
+    for i in range(min(t.num_rows, MONTAGE_ROWS * MONTAGE_COLS // max(1, len(cols[:2])))):
+        try:
+            imgs = [
+                decode_jpeg(t.column(c)[i].as_py()) for c in cols[:2] if t.column(c)[i].is_valid
+            ]
+        except ImageDecodeError:
+            return None  # bytes that are not images (e.g. serialised arrays)
+        if not rows or len(rows[-1]) + len(imgs) > MONTAGE_COLS:
+            rows.append([])
+        rows[-1].extend(imgs)
+        if len(rows) > MONTAGE_ROWS:
+            rows.pop()
+            break
+    rows = [r for r in rows if r]
+    return encode_png(montage(rows, tile=96)) if rows else None
+
+
+def card_images(run: RunOutput, tables: list[str]) -> dict[str, bytes]:
+    """Caption -> PNG bytes: the stages' own PNGs, then one contact sheet per table."""
+    images: dict[str, bytes] = {}
+    for stage in run.producers(tables):
+        for png in stage.pngs:
+            images[f"{stage.family}: {png[: -len('.png')]}"] = stage.store.read_bytes(png)
+    for table in tables:
+        sheet = _table_montage(run, table)
+        if sheet is not None:
+            images[f"{table}: first rows"] = sheet
+    return images
+
+
+class PublishDataset(luigi.Task):
+    """Publish ``tables`` of the run at ``[videomine] root`` as ``name@version``."""
+
+    name = luigi.Parameter(description="dataset name (A-Z a-z 0-9 . _ -)")
+    version = luigi.Parameter(description="dataset version; an existing one is refused")
+    tables = luigi.ListParameter(description='tables to publish, e.g. ["pairs","patches"]')
+    registry = luigi.Parameter(
+        default="", description="registry URL (default [videomine] registry)"
+    )
+    owner = luigi.Parameter(default="", description="owner shown in the catalog (default: user)")
+    description = luigi.Parameter(default="", description="one paragraph for the card")
+    parents = luigi.ListParameter(default=(), description="parent datasets NAME@VERSION")
+    target_file_mb = luigi.FloatParameter(default=DEFAULT_FILE_MB, description="file size")
+    row_group_mb = luigi.FloatParameter(default=DEFAULT_ROW_GROUP_MB, description="row group size")
+
+    def registry_url(self) -> str:
+        return str(self.registry or videomine().registry or "")
+
+    def output(self) -> RegistryTarget:
+        return RegistryTarget(Registry(self.registry_url() or None).url, self.name, self.version)
+
+    def complete(self) -> bool:
+        """Done when this version exists *and* was published from this run's outputs; a
+        version published from another run makes :meth:`run` refuse loudly instead."""
+        reg = Registry(self.registry_url() or None)
+        ref = f"{self.name}@{self.version}"
+        if not reg.exists(ref):
+            return False
+        published = {s["task_id"] for s in reg.manifest(ref).sources}
+        try:
+            here = {s.task_id for s in scan_run(videomine().root).complete_stages()}
+        except FileNotFoundError:
+            return False
+        return published <= here
+
+    def _status(self, message: str) -> None:
+        if callable(self.set_status_message):  # None when run outside a luigi worker
+            self.set_status_message(message)
+
+    def run(self) -> None:
+        cfg = videomine()
+        tables = [str(t) for t in self.tables]
+        run = scan_run(cfg.root)
+        try:
+            expected: int | None = shard_count()
+        except (ValueError, FileNotFoundError):
+            expected = None  # no video list configured: shards are checked for gaps only
+        run.require_complete(tables, expected)
+        self._status(f"publishing {tables} from {cfg.root}")
+        kwargs: dict[str, Any] = {}
+        if cfg.video_list:
+            kwargs["input_url_list"] = cfg.video_list
+        entry = publish(
+            run.root,
+            self.name,
+            self.version,
+            tables,
+            self.registry_url() or None,
+            owner=self.owner or None,
+            description=self.description,
+            parents=[str(p) for p in self.parents],
+            images=card_images(run, tables),
+            target_file_mb=self.target_file_mb,
+            row_group_mb=self.row_group_mb,
+            expected_shards=expected,
+            **kwargs,
+        )
+        self._status(f"published {entry.ref}: {entry.total_bytes} bytes")
+        log.info("published %s (%s)", entry.ref, entry.rows)

@@ -1,0 +1,126 @@
+"""PublishDataset over a real run (tiny StageTasks on the run model), and its refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import luigi
+import numpy as np
+import pytest
+
+import data_manifests
+from data_manifests.registry import DatasetExistsError, Registry
+from data_manifests.runs import IncompleteRunError
+from data_manifests.verify import verify
+from pipeline.imaging import encode_jpeg, encode_png, montage
+from tasks import common
+from tasks.publish import PublishDataset
+from tests.conftest import build
+from tests.data_manifests.fakerun import PAIR_TYPES, test_tables, videos_rows  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("test_tables")
+
+
+def _patch(i: int) -> bytes:
+    rng = np.random.default_rng(i)
+    img = np.zeros((96, 96, 3), np.uint8)
+    img[:, :] = rng.integers(0, 256, 3, dtype=np.uint8)  # one colour per patch
+    img[30:66, 30:66] = 255 - img[0, 0]
+    return encode_jpeg(img)
+
+
+class _Fetch(common.ShardTask):
+    def produce(self, out: common.StageOutput) -> None:
+        rows = videos_rows(self.shard)
+        out.write("videos", rows)
+        out.count("ok", sum(r["status"] == "ok" for r in rows))
+        out.count("failed", sum(r["status"] != "ok" for r in rows))
+
+
+class _Graph(common.StageTask):
+    n_shards = luigi.IntParameter(default=2)
+
+    def requires(self) -> list[_Fetch]:
+        return [_Fetch(shard=s) for s in range(self.n_shards)]
+
+    def produce(self, out: common.StageOutput) -> None:
+        rows = [
+            {
+                "pair_id": i,
+                "a": f"n{i}",
+                "b": f"n{i + 1}",
+                "pair_type": PAIR_TYPES[i],
+                "image": _patch(i),
+            }
+            for i in range(len(PAIR_TYPES))
+        ]
+        out.write("pairs", rows)
+        out.count("pairs", len(rows))
+        sheet = montage(
+            [[np.full((96, 96, 3), 40 * k, np.uint8) for k in range(4)]], labels=["intra"]
+        )
+        (out.path / "pairs_montage.png").write_bytes(encode_png(sheet))
+
+
+def test_publish_dataset_task_from_a_real_run(luigi_config, tmp_path: Path) -> None:
+    urls = tmp_path / "urls.txt"
+    urls.write_text("".join(f"file:///videos/v{i}.mp4\n" for i in range(6)))
+    reg = tmp_path / "reg"
+    luigi_config(registry=str(reg), video_list=str(urls), videos_per_shard=3)
+    assert build([_Graph()]).scheduling_succeeded
+    task = PublishDataset(
+        name="team-a-pairs", version="1", tables=["pairs", "videos"], owner="team-a"
+    )
+    assert not task.complete()
+    assert build([task]).scheduling_succeeded
+    assert task.complete()
+    m = Registry(str(reg)).manifest("team-a-pairs@1")
+    assert m.licences == {"cc-by": 3, "cc0": 2, "unknown": 1}
+    assert m.pair_types == {"intra": 30, "inter": 12, "transitive": 18}
+    assert {s["task_family"] for s in m.sources} == {"_Fetch", "_Graph"}
+    assert m.input_url_list_sha256 is not None
+    assert m.config["_Graph"]["n_shards"] == "2"
+    captions = (
+        Path(Registry(str(reg)).dataset_store(Registry(str(reg)).entry("team-a-pairs@1")).root)
+        / "README.md"
+    ).read_text()
+    assert "_Graph: pairs_montage" in captions and "pairs: first rows" in captions
+    assert len([f for f in m.files if f.path.endswith(".png")]) == 2
+    assert verify("team-a-pairs@1", str(reg)).ok
+    df = data_manifests.load("team-a-pairs@1", "pairs", registry=str(reg)).to_table().to_pandas()
+    assert len(df) == 60 and df["image"].iloc[0] == _patch(0)
+    # rerunning the same command is a no-op; nothing is rewritten
+    entry = (reg / "catalog" / "team-a-pairs" / "1.json").read_bytes()
+    assert build(
+        [PublishDataset(name="team-a-pairs", version="1", tables=["pairs", "videos"])]
+    ).scheduling_succeeded
+    assert (reg / "catalog" / "team-a-pairs" / "1.json").read_bytes() == entry
+
+
+def test_publish_dataset_refuses_an_incomplete_run(luigi_config, tmp_path: Path) -> None:
+    urls = tmp_path / "urls.txt"
+    urls.write_text("".join(f"file:///videos/v{i}.mp4\n" for i in range(6)))
+    luigi_config(registry=str(tmp_path / "reg"), video_list=str(urls), videos_per_shard=3)
+    assert build([_Fetch(shard=0)]).scheduling_succeeded  # shard 1 never ran
+    task = PublishDataset(name="x", version="1", tables=["videos"])
+    with pytest.raises(IncompleteRunError, match=r"_Fetch is missing shards \[1\] of 2"):
+        task.run()
+    assert not task.complete()
+    assert not (tmp_path / "reg" / "catalog").exists()
+
+
+def test_version_published_from_another_run_is_refused(luigi_config, tmp_path: Path) -> None:
+    urls = tmp_path / "urls.txt"
+    urls.write_text("".join(f"file:///videos/v{i}.mp4\n" for i in range(6)))
+    reg = tmp_path / "reg"
+    luigi_config(registry=str(reg), video_list=str(urls), videos_per_shard=3)
+    assert build([_Graph()]).scheduling_succeeded
+    assert build([PublishDataset(name="d", version="1", tables=["videos"])]).scheduling_succeeded
+    luigi_config(root=str(tmp_path / "other-run"))
+    assert build([_Fetch(shard=0), _Fetch(shard=1)]).scheduling_succeeded
+    task = PublishDataset(name="d", version="1", tables=["videos"])
+    assert not task.complete()
+    with pytest.raises(DatasetExistsError, match="d@1 is already published"):
+        task.run()
+    assert json.loads((reg / "catalog" / "d" / "1.json").read_text())["rows"] == {"videos": 6}
