@@ -5,62 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import luigi
-import numpy as np
 import pytest
 
 import data_manifests
 from data_manifests.registry import DatasetExistsError, Registry
 from data_manifests.runs import IncompleteRunError
 from data_manifests.verify import verify
-from pipeline.imaging import encode_jpeg, encode_png, montage
-from tasks import common
 from tasks.publish import PublishDataset
 from tests.conftest import build
-from tests.data_manifests.fakerun import PAIR_TYPES, test_tables, videos_rows  # noqa: F401
+from tests.data_manifests.fakerun import test_tables  # noqa: F401
+from tests.tasks.minirun import _Fetch, _Graph, _patch
 
 pytestmark = pytest.mark.usefixtures("test_tables")
-
-
-def _patch(i: int) -> bytes:
-    rng = np.random.default_rng(i)
-    img = np.zeros((96, 96, 3), np.uint8)
-    img[:, :] = rng.integers(0, 256, 3, dtype=np.uint8)  # one colour per patch
-    img[30:66, 30:66] = 255 - img[0, 0]
-    return encode_jpeg(img)
-
-
-class _Fetch(common.ShardTask):
-    def produce(self, out: common.StageOutput) -> None:
-        rows = videos_rows(self.shard)
-        out.write("videos", rows)
-        out.count("ok", sum(r["status"] == "ok" for r in rows))
-        out.count("failed", sum(r["status"] != "ok" for r in rows))
-
-
-class _Graph(common.StageTask):
-    n_shards = luigi.IntParameter(default=2)
-
-    def requires(self) -> list[_Fetch]:
-        return [_Fetch(shard=s) for s in range(self.n_shards)]
-
-    def produce(self, out: common.StageOutput) -> None:
-        rows = [
-            {
-                "pair_id": i,
-                "a": f"n{i}",
-                "b": f"n{i + 1}",
-                "pair_type": PAIR_TYPES[i],
-                "image": _patch(i),
-            }
-            for i in range(len(PAIR_TYPES))
-        ]
-        out.write("pairs", rows)
-        out.count("pairs", len(rows))
-        sheet = montage(
-            [[np.full((96, 96, 3), 40 * k, np.uint8) for k in range(4)]], labels=["intra"]
-        )
-        (out.path / "pairs_montage.png").write_bytes(encode_png(sheet))
 
 
 def test_publish_dataset_task_from_a_real_run(luigi_config, tmp_path: Path) -> None:
