@@ -11,6 +11,12 @@ neighbour) pair:
   saliency = squared angular difference (wrapped to [-pi, pi]) to that bin's centre.
 - otherwise the pair says nothing and is skipped.
 
+Orientation bins: the original's `np.histogram(range=(-pi, pi))` puts bin *edges* exactly
+on the horizontal and vertical directions, so a plain horizontal pan (the most common
+camera motion) splits its weight between two bins and is never dominant. With
+`centred=True` (our default) the bins are turned by half a bin so that the axes are bin
+centres; `centred=False` reproduces the original edges.
+
 Each pair's deviation map is smoothed with a `box` x `box` mean filter (reflecting edges,
 like the original `convolve2d(..., boundary='symm')`); a frame's map is the mean over its
 dominant pairs (0 when it has none). The original used Ce Liu's variational coarse-to-fine
@@ -86,6 +92,7 @@ def pair_deviation(
     dir_threshold: float,
     dir_bins: int,
     box: int,
+    centred: bool = True,
 ) -> tuple[int, NDArray[np.float32] | None]:
     """Classify one pair's flow (S, S, 2) and return (kind, smoothed deviation or None)."""
     fx, fy = flow[..., 0], flow[..., 1]
@@ -94,13 +101,16 @@ def pair_deviation(
         kind, dev = STATIC, mag * mag
     else:
         ang = np.arctan2(fy, fx)  # (-pi, pi]
-        idx = np.clip(((ang + np.pi) * (dir_bins / (2 * np.pi))).astype(np.intp), 0, dir_bins - 1)
+        width = 2 * np.pi / dir_bins
+        shift = 0.5 * width if centred else 0.0  # centred: bin centres on the axes
+        pos = np.mod(ang + np.pi + shift, 2 * np.pi)
+        idx = np.minimum((pos / width).astype(np.intp), dir_bins - 1)
         hist = np.bincount(idx.ravel(), weights=mag.ravel(), minlength=dir_bins)
         total = float(hist.sum())
         if total <= 0 or float(hist.max()) / total <= dir_threshold:
             return NONE, None
         b = int(hist.argmax())
-        target = -np.pi + (b + 0.5) * (2 * np.pi / dir_bins)  # bin centre
+        target = -np.pi - shift + (b + 0.5) * width  # bin centre
         diff = np.abs(ang - target)
         diff = np.minimum(diff, 2 * np.pi - diff)  # wrap: angles live on a circle
         kind, dev = TRANSLATE, diff * diff
@@ -117,6 +127,7 @@ def motion_saliency(
     dir_threshold: float,
     dir_bins: int,
     box: int,
+    centred: bool = True,
 ) -> MotionSaliency:
     """Motion saliency of a shot (frames (n, H, W, 3) uint8 RGB) at `size` x `size`.
 
@@ -145,6 +156,7 @@ def motion_saliency(
                 dir_threshold=dir_threshold,
                 dir_bins=dir_bins,
                 box=box,
+                centred=centred,
             )
             kinds[i, c] = kind
             if dev is not None:

@@ -54,6 +54,7 @@ class UnlcConfig:
     flow_mag_threshold: float = 1.0  # flowMagTh: median flow < 1 px -> static camera
     flow_dir_threshold: float = 0.75  # flowDirTh: one orientation bin > 75% -> dominant
     flow_dir_bins: int = 20  # flowDirBins=20 as nlc() calls it
+    flow_dir_centred: bool = True  # ours: bins centred on the axes (see pipeline.saliency)
     saliency_box: int = 5  # patchSz: 5x5 box filter on the deviation map
     saliency_border: float = 0.125  # flowBdd=12.5: border (of the shorter side) zeroed
     min_peak_saliency: float = 1.0  # ours: peak px^2 / rad^2 a shot needs, else rejected
@@ -327,6 +328,7 @@ def segment_shot(
         dir_threshold=cfg.flow_dir_threshold,
         dir_bins=cfg.flow_dir_bins,
         box=cfg.saliency_box,
+        centred=cfg.flow_dir_centred,
     )
     t["t_flow"] = ms.flow_seconds
     t["t_saliency"] = time.perf_counter() - t0 - ms.flow_seconds
