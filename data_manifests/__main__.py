@@ -13,6 +13,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from tqdm import tqdm
+
 from data_manifests.manifest import ManifestError
 from data_manifests.registry import DatasetMissingError, Registry, UnknownDatasetError, parse_ref
 from data_manifests.storage import open_store, sha256_bytes
@@ -25,6 +27,19 @@ def _size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n = n / 1000  # type: ignore[assignment]
     return str(n)
+
+
+def _bar(total: int, what: str) -> tqdm:
+    """A byte progress bar on stderr, shown on terminals only."""
+    return tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        desc=what,
+        file=sys.stderr,
+        disable=not sys.stderr.isatty(),
+        leave=False,
+    )
 
 
 def cmd_list(reg: Registry, args: argparse.Namespace) -> int:
@@ -74,7 +89,9 @@ def cmd_show(reg: Registry, args: argparse.Namespace) -> int:
 
 def cmd_verify(reg: Registry, args: argparse.Namespace) -> int:
     parse_ref(args.ref, require_version=True)
-    report = verify(args.ref, reg)
+    total = reg.entry(args.ref).total_bytes
+    with _bar(total, "verify") as bar:
+        report = verify(args.ref, reg, progress=bar.update)
     print(report)
     return 0 if report.ok else 1
 
@@ -92,16 +109,18 @@ def cmd_pull(reg: Registry, args: argparse.Namespace) -> int:
         )
         return 2
     bad = []
-    for f in m.all_files():
-        try:
-            data = src.read_bytes(f.path)
-        except FileNotFoundError:
-            bad.append(f"{f.path}: missing at the source")
-            continue
-        if len(data) != f.bytes or sha256_bytes(data) != f.sha256:
-            bad.append(f"{f.path}: {len(data)} bytes, sha256 differs from the manifest")
-            continue
-        dest.write_bytes(f.path, data)
+    with _bar(entry.total_bytes, "pull") as bar:
+        for f in m.all_files():
+            bar.update(f.bytes)
+            try:
+                data = src.read_bytes(f.path)
+            except FileNotFoundError:
+                bad.append(f"{f.path}: missing at the source")
+                continue
+            if len(data) != f.bytes or sha256_bytes(data) != f.sha256:
+                bad.append(f"{f.path}: {len(data)} bytes, sha256 differs from the manifest")
+                continue
+            dest.write_bytes(f.path, data)
     dest.write_bytes("manifest.json", src.read_bytes("manifest.json"))
     if bad:
         print(

@@ -9,6 +9,7 @@ are reported by path. The manifest itself is checked against the hash in the cat
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,9 +99,15 @@ def _check_parquet(store: Store, table: str, t: TableEntry, f: FileEntry) -> lis
 
 
 def verify(
-    ref: str, registry: Registry | str | None = None, storage_options: dict[str, Any] | None = None
+    ref: str,
+    registry: Registry | str | None = None,
+    storage_options: dict[str, Any] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> VerifyReport:
-    """Re-hash every file of ``name@version`` and check every table's schema."""
+    """Re-hash every file of ``name@version`` and check every table's schema.
+
+    ``progress`` is called with the byte count of each file once it is checked.
+    """
     reg = registry if isinstance(registry, Registry) else Registry(registry, storage_options)
     entry = reg.entry(ref)
     store = reg.dataset_store(entry)
@@ -114,6 +121,8 @@ def verify(
         for f in t.files:
             report.files_checked += 1
             reason = _check_file(store, f)
+            if progress is not None:
+                progress(f.bytes)
             if reason is None:
                 report.bytes_checked += f.bytes
                 for r in _check_parquet(store, table, t, f):
@@ -132,6 +141,8 @@ def verify(
     for f in manifest.files:
         report.files_checked += 1
         reason = _check_file(store, f)
+        if progress is not None:
+            progress(f.bytes)
         if reason is None:
             report.bytes_checked += f.bytes
         else:
