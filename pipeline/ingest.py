@@ -25,20 +25,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from pipeline.download import DownloadConfig, download, route
+from pipeline.url_list import UrlEntry
 from pipeline.video_ids import default_video_id, id_problem, normalise_url
 from pipeline.video_io import VideoError, probe
 
 log = logging.getLogger(__name__)
-
-
-class Entry(Protocol):
-    url: str
-    video_id: str | None
-    licence: str | None
-    line: int
 
 
 @dataclass(frozen=True)
@@ -65,7 +59,7 @@ class Planned:
     error: str | None = None
 
 
-def plan_entries(entries: Sequence[Entry]) -> list[Planned]:
+def plan_entries(entries: Sequence[UrlEntry]) -> list[Planned]:
     """One Planned per entry, in list order (see the module docstring)."""
     first_by_url: dict[str, Planned] = {}
     used: dict[str, int] = {}  # video_id -> line that took it
@@ -77,7 +71,7 @@ def plan_entries(entries: Sequence[Entry]) -> list[Planned]:
         wanted = e.video_id if e.video_id is not None and problem is None else None
 
         def mk(
-            vid: str, action: Any, dup: str | None = None, err: str | None = None, e: Entry = e
+            vid: str, action: Any, dup: str | None = None, err: str | None = None, e: UrlEntry = e
         ) -> Planned:
             return Planned(e.line, e.url, e.video_id, e.licence, vid, action, dup, err)
 
