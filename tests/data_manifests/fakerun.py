@@ -166,3 +166,55 @@ def make_run(
 
 def iter_files(root: Path) -> Iterator[Path]:
     return (p for p in sorted(root.rglob("*")) if p.is_file())
+
+
+ROWS = 5
+
+
+def example_array(t: pa.DataType, n: int, rng: np.random.Generator) -> pa.Array:
+    """``n`` values of arrow type ``t`` (any type the table declarations use)."""
+    if pa.types.is_boolean(t):
+        return pa.array(rng.integers(0, 2, n).astype(bool))
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        return pa.array(rng.integers(0, 100, n).astype(t.to_pandas_dtype()), type=t)
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return pa.array([f"v{i}" for i in range(n)], type=t)
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return pa.array([rng.bytes(16) for _ in range(n)], type=t)
+    if pa.types.is_fixed_size_binary(t):
+        return pa.array([rng.bytes(t.byte_width) for _ in range(n)], type=t)
+    if (
+        pa.types.is_timestamp(t)
+        or pa.types.is_date(t)
+        or pa.types.is_time(t)
+        or pa.types.is_duration(t)
+    ):
+        return (
+            pa.array(np.arange(n, dtype=np.int64))
+            .cast(pa.int32() if t.bit_width == 32 else pa.int64())
+            .cast(t)
+        )
+    if pa.types.is_fixed_size_list(t):
+        flat = example_array(t.value_type, n * t.list_size, rng)
+        return pa.FixedSizeListArray.from_arrays(flat, t.list_size)
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        flat = example_array(t.value_type, n * 2, rng)
+        offsets = pa.array(
+            np.arange(0, 2 * n + 1, 2, dtype=np.int32 if pa.types.is_list(t) else np.int64)
+        )
+        cls = pa.ListArray if pa.types.is_list(t) else pa.LargeListArray
+        return cls.from_arrays(offsets, flat)
+    if pa.types.is_struct(t):
+        return pa.StructArray.from_arrays(
+            [example_array(f.type, n, rng) for f in t], fields=list(t)
+        )
+    if pa.types.is_dictionary(t):
+        return example_array(t.value_type, n, rng).dictionary_encode().cast(t)
+    raise NotImplementedError(f"no example values for arrow type {t}")
+
+
+def example_table(ts: S.TableSchema, n: int = ROWS, seed: int = 0) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    return pa.Table.from_arrays(
+        [example_array(f.type, n, rng) for f in ts.fields], schema=ts.fields
+    )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,12 +14,18 @@ import pyarrow.dataset as pads
 import pytest
 
 import data_manifests
+from data_manifests import schema as S
 from data_manifests.publish import publish
 from data_manifests.registry import DatasetExistsError, Registry
 from data_manifests.runs import IncompleteRunError
 from data_manifests.storage import create_exclusive, open_store
 from data_manifests.verify import verify
-from tests.data_manifests.fakerun import make_run, test_tables  # noqa: F401
+from tests.data_manifests.fakerun import (  # noqa: F401
+    example_table,
+    make_run,
+    test_tables,
+    write_stage,
+)
 
 pytestmark = pytest.mark.usefixtures("test_tables")
 
@@ -99,6 +108,39 @@ def test_publish_verify_and_train_read_over_s3(tmp_path: Path, s3: dict[str, Any
     bad = verify("pairs-s3@1", Registry(reg_url, s3["opts"]))
     assert [p.path for p in bad.problems] == [victim]
     assert bad.problems[0].reason.startswith("truncated")
+
+
+def test_cli_against_s3_configured_by_environment(
+    tmp_path: Path, s3: dict[str, Any], s3_endpoint: str
+) -> None:
+    """Team B's view: registry and endpoint from the environment, no code.
+
+    The subprocess knows only the project's real table declarations (not this module's
+    test ``videos``/``pairs``), so a real declared table is published here.
+    """
+    table = next(n for n in sorted(S.all_schemas()) if n not in ("videos", "pairs") and n[0] != "_")
+    local = tmp_path / "real-run"
+    write_stage(local, "Stage", {table: example_table(S.get(table))})
+    run_url = f"s3://{s3['bucket']}/runs/real"
+    store = open_store(run_url, s3["opts"])
+    store.fs.put(f"{local}/", store.root, recursive=True)
+    reg_url = f"s3://{s3['bucket']}/registry"
+    publish(run_url, "shared", "1", [table], reg_url, storage_options=s3["opts"])
+    env = {
+        **os.environ,
+        "VIDEOMINE_REGISTRY": reg_url,
+        "FSSPEC_S3_ENDPOINT_URL": s3_endpoint,  # fsspec's per-protocol config variables
+    }
+    for args in (["list"], ["verify", "shared@1"]):
+        r = subprocess.run(
+            [sys.executable, "-m", "data_manifests", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert r.returncode == 0, r.stderr
+    assert "shared@1" in r.stdout and r.stdout.strip().endswith("OK")
 
 
 def test_conditional_put_commits_once_on_s3(tmp_path: Path, s3: dict[str, Any]) -> None:
