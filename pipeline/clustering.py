@@ -213,6 +213,7 @@ def cluster_parents(x: npt.NDArray[Any], cfg: ParentConfig = ParentConfig()) -> 
         init_centroids = greedy_kmeanspp(xf[sample], k, rng, cfg.init_trials)
         faiss_init = "ClusteringInitMethod_RANDOM"  # unused: centroids are given
     t_init = time.perf_counter() - t0
+    t0 = time.perf_counter()
     km = faiss.Kmeans(
         d,
         k,
