@@ -1,0 +1,290 @@
+"""Camera-motion-compensated motion filtering (IDT / Wang & Gupta 2015, DESIGN 4.2).
+
+Per analysed frame t (every ``frame_step`` frames, working scale ``frame_height`` = 448):
+
+1. SURF Fast-Hessian points of frame t (:mod:`pipeline.surf`).
+2. Camera motion as in IDT's ``DenseTrackStab``: matches are the SURF points plus up to
+   1000 Shi-Tomasi corners, each carried to t+1 by dense optical flow; a seeded RANSAC
+   homography (1 px) is used only with > 50 matches and > 25 inliers, else identity.
+3. A SURF point *moves* if its displacement minus the homography's exceeds 0.5 px.
+4. The frame is kept if 25%..75% of its SURF points move.
+5. The 227x227 box holding the most moving points (integral image of a count map) is the
+   frame's candidate seed.
+
+A pre-filter runs first on every analysed pair: dense flow on 64-px-high thumbnails, a
+least-squares global affine motion removed, and the share of pixels still moving. Static
+stretches, pure camera motion (share ~0) and all-moving stretches (share ~1) skip the
+expensive analysis. Shot cuts come from the same thumbnails (:func:`is_cut`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Literal
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from pipeline.surf import SurfConfig, detect
+
+log = logging.getLogger(__name__)
+
+FlowMethod = Literal["dis", "farneback"]
+_DIS_PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """Every number of DESIGN 4.2, with its source."""
+
+    frame_height: int = 448  # Wang & Gupta 2015: frames analysed at 448 px high
+    box_size: int = 227  # seed box side at frame_height (the networks' 227 input)
+    frame_step: int = 5  # analyse every 5th frame: seeds are >= min_seed_gap apart anyway
+    surf_threshold: float = 200.0  # IDT's SURF hessianThreshold on 0..255 grey levels
+    surf_octaves: int = 4  # OpenCV SURF default nOctaves
+    surf_layers: int = 3  # OpenCV SURF default nOctaveLayers
+    flow_method: str = "dis"  # "dis" (2.5 ms/pair at 448x600) or "farneback" (IDT, ~50 ms)
+    dis_preset: str = "fast"  # DIS preset; "fast" keeps background error ~0.1 px
+    max_corners: int = 1000  # IDT MatchFromFlow: up to 1000 Shi-Tomasi corners
+    corner_quality: float = 0.001  # IDT goodFeaturesToTrack qualityLevel
+    corner_min_distance: float = 3.0  # IDT goodFeaturesToTrack minDistance
+    match_grid: int = 8  # at most 1/grid^2 of the matches per cell (0: IDT, unbalanced)
+    ransac_threshold: float = 1.0  # IDT findHomography reprojection threshold (px)
+    min_matches: int = 50  # IDT: use the homography only with > 50 matches
+    min_inliers: int = 25  # IDT: ... and > 25 RANSAC inliers
+    ransac_seed: int = 0  # cv2.setRNGSeed before RANSAC: same input, same homography
+    moving_threshold: float = 0.5  # Wang & Gupta 2015: compensated motion > 0.5 px moves
+    min_moving_fraction: float = 0.25  # frame kept if >= 25% of SURF points move ...
+    max_moving_fraction: float = 0.75  # ... and <= 75% (else camera/background motion)
+    min_points: int = 8  # fewer SURF points cannot give a meaningful moving share
+    prefilter: bool = True  # skip pairs the thumbnail test calls static or all-moving
+    prefilter_height: int = 64  # thumbnail height: flow costs ~0.4 ms there
+    prefilter_motion_px: float = 0.15  # residual thumbnail px (~1 px at 448) that "moves"
+    prefilter_min_fraction: float = 0.003  # below: nothing moves besides the camera
+    prefilter_max_fraction: float = 0.9  # above: everything moves
+    cut_ncc: float = 0.4  # thumbnails of consecutive frames correlating less: a shot cut
+    track_length: int = 30  # Wang & Gupta 2015: tracks of 30 frames; no seed closer to an end
+    min_seed_gap: int = 30  # seeds at least a track apart: pairs from one video differ
+    max_seeds_per_video: int = 20  # caps one long video's share of the dataset
+
+    def __post_init__(self) -> None:
+        if self.flow_method not in ("dis", "farneback"):
+            raise ValueError(f"flow_method must be 'dis' or 'farneback', got {self.flow_method!r}")
+        if self.dis_preset not in _DIS_PRESETS:
+            raise KeyError(f"dis_preset {self.dis_preset!r}; valid: {sorted(_DIS_PRESETS)}")
+        if not 0 < self.box_size <= self.frame_height:
+            raise ValueError(f"box_size must be in (0, frame_height], got {self.box_size}")
+        if self.frame_step < 1:
+            raise ValueError(f"frame_step must be >= 1, got {self.frame_step}")
+        if not 0 <= self.min_moving_fraction <= self.max_moving_fraction <= 1:
+            raise ValueError("need 0 <= min_moving_fraction <= max_moving_fraction <= 1")
+
+    @property
+    def surf(self) -> SurfConfig:
+        return SurfConfig(self.surf_threshold, self.surf_octaves, self.surf_layers)
+
+
+@dataclass(frozen=True)
+class FrameMotion:
+    """Result of one analysed pair (t, t+1), in working-scale pixels."""
+
+    kept: bool
+    reason: str  # "ok", "few_points", "too_few_moving", "too_many_moving"
+    n_points: int
+    n_moving: int
+    n_matches: int
+    n_inliers: int  # 0 when the homography was not used
+    homography: NDArray[np.float64]  # (3, 3), identity when rejected
+    box: tuple[float, float, float, float]  # (x, y, w, h) best box (zeros if none)
+    n_in_box: int  # moving points inside the box
+    points: NDArray[np.float32] = field(repr=False)  # (N, 2) SURF points
+    moving: NDArray[np.bool_] = field(repr=False)  # (N,)
+
+    @property
+    def moving_fraction(self) -> float:
+        return self.n_moving / self.n_points if self.n_points else 0.0
+
+
+class DenseFlow:
+    """Dense optical flow between grey frames: (H, W) uint8 x 2 -> (H, W, 2) float32."""
+
+    def __init__(self, method: str = "dis", preset: str = "fast") -> None:
+        self.method = method
+        self._dis = (
+            cv2.DISOpticalFlow_create(_DIS_PRESETS[preset])  # type: ignore[attr-defined]
+            if method == "dis"
+            else None
+        )
+
+    def __call__(self, g0: NDArray[np.uint8], g1: NDArray[np.uint8]) -> NDArray[np.float32]:
+        if self._dis is not None:
+            return np.asarray(self._dis.calc(g0, g1, None), np.float32)
+        # IDT's Farneback settings: pyramid 0.5 (sqrt2-ish), window 10 would be IDT's custom
+        # polynomial code; OpenCV's closest: 3 levels, winsize 15, 3 iterations, poly 5/1.2.
+        return np.asarray(
+            cv2.calcOpticalFlowFarneback(g0, g1, None, 0.5, 3, 15, 3, 5, 1.2, 0), np.float32
+        )
+
+
+def to_grey(rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB frame, got {rgb.shape} {rgb.dtype}")
+    return np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+
+
+def thumbnail(grey: NDArray[np.uint8], height: int) -> NDArray[np.uint8]:
+    """Area-downscaled (height, ~W*height/H) uint8 thumbnail of a grey frame."""
+    h, w = grey.shape
+    size = (max(int(round(w * height / h)), 1), height)
+    return np.asarray(cv2.resize(grey, size, interpolation=cv2.INTER_AREA))
+
+
+def _sample(flow: NDArray[np.float32], pts: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Flow at the nearest pixel of each point (IDT reads flow at cvRound(x, y))."""
+    h, w = flow.shape[:2]
+    xi = np.clip(np.rint(pts[:, 0]).astype(np.intp), 0, w - 1)
+    yi = np.clip(np.rint(pts[:, 1]).astype(np.intp), 0, h - 1)
+    return flow[yi, xi]
+
+
+def _fit_affine(
+    src: NDArray[np.float64], dst: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Least-squares 2-D affine (3, 2) and residual norms, refitted on the better half."""
+    a = np.concatenate([src, np.ones((len(src), 1))], axis=1)
+    m = np.linalg.lstsq(a, dst, rcond=None)[0]
+    res = np.linalg.norm(a @ m - dst, axis=1)
+    keep = res <= np.median(res)  # one trimmed refit: moving objects are the minority
+    if keep.sum() >= 6:
+        m = np.linalg.lstsq(a[keep], dst[keep], rcond=None)[0]
+        res = np.linalg.norm(a @ m - dst, axis=1)
+    return m, res
+
+
+def _balanced(
+    pts: NDArray[np.float32], h: int, w: int, grid: int, per_cell: int
+) -> NDArray[np.intp]:
+    """Indices of at most ``per_cell`` points per cell of a grid x grid partition, in input
+    order (corners come strongest first). grid <= 0 keeps everything."""
+    if grid <= 0 or len(pts) == 0:
+        return np.arange(len(pts))
+    cx = np.clip((pts[:, 0] * grid / w).astype(np.intp), 0, grid - 1)
+    cy = np.clip((pts[:, 1] * grid / h).astype(np.intp), 0, grid - 1)
+    cell = cy * grid + cx
+    order = np.argsort(cell, kind="stable")
+    sorted_cell = cell[order]
+    starts = np.searchsorted(sorted_cell, sorted_cell, side="left")
+    rank = np.arange(len(order)) - starts  # position of each point within its cell
+    return np.sort(order[rank < per_cell])
+
+
+def prefilter_score(
+    t0: NDArray[np.uint8], t1: NDArray[np.uint8], flow: DenseFlow, cfg: MotionConfig
+) -> float:
+    """Share of thumbnail pixels whose flow departs from the global affine motion."""
+    f = flow(t0, t1)
+    h, w = t0.shape
+    ys, xs = np.mgrid[2 : h - 2 : 2, 2 : w - 2 : 2]  # skip the borders, where flow is poor
+    src = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)
+    dst = src + f[ys.ravel(), xs.ravel()].astype(np.float64)
+    _, res = _fit_affine(src, dst)
+    return float(np.mean(res > cfg.prefilter_motion_px))
+
+
+def prefilter_pass(score: float, cfg: MotionConfig) -> bool:
+    return cfg.prefilter_min_fraction <= score <= cfg.prefilter_max_fraction
+
+
+def is_cut(t0: NDArray[np.uint8], t1: NDArray[np.uint8], cfg: MotionConfig) -> bool:
+    """A shot cut between two consecutive thumbnails: their correlation collapses."""
+    a = t0.astype(np.float32) - t0.mean()
+    b = t1.astype(np.float32) - t1.mean()
+    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    if den < 1e-6:  # flat frames (fades to black): a cut only if the level jumps
+        return abs(float(t0.mean()) - float(t1.mean())) > 20
+    return float((a * b).sum()) / den < cfg.cut_ncc
+
+
+def best_box(
+    points: NDArray[np.float32], height: int, width: int, box: int
+) -> tuple[tuple[float, float, float, float], int]:
+    """The box x box window holding the most points, centred on its plateau of maxima.
+
+    Counts come from an integral image of the point-count map, so this is O(H W).
+    Returns ((x, y, w, h), count); a frame narrower than the box gets the whole frame.
+    """
+    bw, bh = min(box, width), min(box, height)
+    if len(points) == 0:
+        return (0.0, 0.0, float(bw), float(bh)), 0
+    counts = np.zeros((height, width), np.float64)
+    xi = np.clip(points[:, 0].astype(np.intp), 0, width - 1)
+    yi = np.clip(points[:, 1].astype(np.intp), 0, height - 1)
+    np.add.at(counts, (yi, xi), 1)
+    ii = cv2.integral(counts, sdepth=cv2.CV_64F)
+    sums = ii[bh:, bw:] - ii[:-bh, bw:] - ii[bh:, :-bw] + ii[:-bh, :-bw]  # top-left grid
+    best = float(sums.max())
+    ys, xs = np.nonzero(sums == best)
+    # All positions on the plateau hold the same points; its centre centres the box on them.
+    y0, x0 = int(round(float(ys.mean()))), int(round(float(xs.mean())))
+    if sums[y0, x0] != best:  # plateau not convex (two clusters): take a real maximum
+        y0, x0 = int(ys[len(ys) // 2]), int(xs[len(xs) // 2])
+    return (float(x0), float(y0), float(bw), float(bh)), int(best)
+
+
+def analyse_pair(
+    g0: NDArray[np.uint8], g1: NDArray[np.uint8], flow: DenseFlow, cfg: MotionConfig
+) -> FrameMotion:
+    """Motion analysis of grey frames t, t+1 ((H, W) uint8 at working scale)."""
+    if g0.shape != g1.shape or g0.ndim != 2 or g0.dtype != np.uint8:
+        raise ValueError(f"expected two equal (H, W) uint8 frames, got {g0.shape}, {g1.shape}")
+    h, w = g0.shape
+    kp = detect(g0, cfg.surf)
+    pts = kp.xy
+    eye = np.eye(3)
+    if len(pts) < cfg.min_points:
+        return FrameMotion(
+            False, "few_points", len(pts), 0, 0, 0, eye, (0.0, 0.0, 0.0, 0.0), 0,
+            pts, np.zeros(len(pts), bool),
+        )  # fmt: skip
+    f = flow(g0, g1)
+    corners = cv2.goodFeaturesToTrack(
+        g0, cfg.max_corners, cfg.corner_quality, cfg.corner_min_distance
+    )
+    corners = np.zeros((0, 2), np.float32) if corners is None else corners.reshape(-1, 2)
+    src = np.concatenate([pts, corners]).astype(np.float32)
+    dst = src + _sample(f, src)
+    # IDT masks humans out of the homography fit; without a detector, a textured object
+    # can own most corners and win RANSAC. Balancing matches over a grid keeps the fit on
+    # the background, which covers most cells.
+    sel = _balanced(src, h, w, cfg.match_grid, max(len(src) // max(cfg.match_grid, 1) ** 2, 1))
+    hom, n_inliers = eye, 0
+    if len(sel) > cfg.min_matches:
+        cv2.setRNGSeed(cfg.ransac_seed)
+        est, mask = cv2.findHomography(src[sel], dst[sel], cv2.RANSAC, cfg.ransac_threshold)
+        inl = int(mask.sum()) if mask is not None else 0
+        if est is not None and inl > cfg.min_inliers:
+            hom, n_inliers = np.asarray(est, np.float64), inl
+    p = np.concatenate([pts, np.ones((len(pts), 1), np.float32)], axis=1).astype(np.float64)
+    proj = p @ hom.T
+    proj = proj[:, :2] / proj[:, 2:3]
+    residual = np.linalg.norm(dst[: len(pts)].astype(np.float64) - proj, axis=1)
+    moving = residual > cfg.moving_threshold
+    n_moving = int(moving.sum())
+    frac = n_moving / len(pts)
+    if frac < cfg.min_moving_fraction:
+        reason = "too_few_moving"
+    elif frac > cfg.max_moving_fraction:
+        reason = "too_many_moving"
+    else:
+        reason = "ok"
+    box, n_in = best_box(pts[moving], h, w, cfg.box_size)
+    return FrameMotion(
+        reason == "ok", reason, len(pts), n_moving, len(sel), n_inliers, hom, box, n_in,
+        pts, moving,
+    )  # fmt: skip

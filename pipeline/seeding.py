@@ -1,0 +1,145 @@
+"""Scan a video for motion seeds: the streaming driver around :mod:`pipeline.motion`.
+
+``scan(frames, n_frames, cfg)`` consumes ``(index, rgb)`` frames in order (at the working
+scale, ``cfg.frame_height`` high), detects shot cuts on thumbnails of every frame, runs the
+pre-filter and then the full motion analysis on pairs (t, t+1) for t = 0, frame_step, ...,
+and ``select_seeds`` picks the seeds: kept frames ranked by the moving points inside their
+box, at least ``min_seed_gap`` frames apart, at most ``max_seeds_per_video``, and each with
+``track_length`` more frames in its shot.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pipeline.motion import (
+    DenseFlow,
+    FrameMotion,
+    MotionConfig,
+    analyse_pair,
+    is_cut,
+    prefilter_pass,
+    prefilter_score,
+    thumbnail,
+    to_grey,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    """One analysed frame t (pair t, t+1). ``motion`` is None when the pre-filter (or a cut
+    between t and t+1) skipped the full analysis."""
+
+    frame: int
+    shot: int
+    prefilter_score: float  # share of thumbnail pixels moving beyond the global motion
+    skipped: str  # "", "prefilter_static", "prefilter_all_moving", "cut"
+    motion: FrameMotion | None
+
+    @property
+    def kept(self) -> bool:
+        return self.motion is not None and self.motion.kept
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    records: list[FrameRecord]
+    shot_starts: NDArray[np.int64]  # (S,) first frame of each shot; shot_starts[0] == 0
+    n_frames: int  # frames actually seen
+    size: tuple[int, int]  # (width, height) of the working-scale frames
+
+
+@dataclass(frozen=True)
+class Seed:
+    frame: int
+    shot: int
+    box: tuple[float, float, float, float]  # working-scale (x, y, w, h)
+    record: FrameRecord
+
+
+def scan(frames: Iterable[tuple[int, NDArray[np.uint8]]], cfg: MotionConfig) -> ScanResult:
+    """Analyse a stream of consecutive (index, (H, W, 3) uint8 RGB) frames."""
+    fine = DenseFlow(cfg.flow_method, cfg.dis_preset)
+    coarse = DenseFlow("dis", "ultrafast")  # thumbnails: 0.4 ms, accuracy is not the point
+    records: list[FrameRecord] = []
+    cuts: list[int] = []
+    prev_grey: NDArray[np.uint8] | None = None
+    prev_thumb: NDArray[np.uint8] | None = None
+    prev_idx = -1
+    size = (0, 0)
+    seen = 0
+    for idx, rgb in frames:
+        if prev_idx >= 0 and idx != prev_idx + 1:
+            raise ValueError(f"frames must be consecutive: {prev_idx} then {idx}")
+        grey = to_grey(rgb)
+        size = (grey.shape[1], grey.shape[0])
+        thumb = thumbnail(grey, cfg.prefilter_height)
+        seen = idx + 1
+        if prev_grey is not None and prev_thumb is not None:
+            cut = is_cut(prev_thumb, thumb, cfg)
+            if cut:
+                cuts.append(idx)
+            t = prev_idx
+            if t % cfg.frame_step == 0:
+                records.append(_analyse(t, len(cuts), cut, prev_grey, grey, prev_thumb, thumb,
+                                        fine, coarse, cfg))  # fmt: skip
+        prev_grey, prev_thumb, prev_idx = grey, thumb, idx
+    return ScanResult(records, np.array([0, *cuts], np.int64), seen, size)
+
+
+def _analyse(
+    t: int,
+    shot: int,
+    cut: bool,
+    g0: NDArray[np.uint8],
+    g1: NDArray[np.uint8],
+    t0: NDArray[np.uint8],
+    t1: NDArray[np.uint8],
+    fine: DenseFlow,
+    coarse: DenseFlow,
+    cfg: MotionConfig,
+) -> FrameRecord:
+    shot_of_t = shot - 1 if cut else shot
+    if cut:
+        return FrameRecord(t, shot_of_t, float("nan"), "cut", None)
+    score = prefilter_score(t0, t1, coarse, cfg)
+    if cfg.prefilter and not prefilter_pass(score, cfg):
+        why = "prefilter_static" if score < cfg.prefilter_min_fraction else "prefilter_all_moving"
+        return FrameRecord(t, shot_of_t, score, why, None)
+    return FrameRecord(t, shot_of_t, score, "", analyse_pair(g0, g1, fine, cfg))
+
+
+def shot_end(frame: int, shot_starts: NDArray[np.int64], n_frames: int) -> int:
+    """Exclusive end frame of the shot containing ``frame``."""
+    later = shot_starts[shot_starts > frame]
+    return int(later[0]) if len(later) else n_frames
+
+
+def select_seeds(result: ScanResult, cfg: MotionConfig) -> list[Seed]:
+    """Greedy seed choice: most moving points in the box first (ties: earlier frame)."""
+    cands = []
+    for r in result.records:
+        if not r.kept or r.motion is None:
+            continue
+        # The track needs frames t .. t + track_length inside the same shot.
+        if r.frame + cfg.track_length >= shot_end(r.frame, result.shot_starts, result.n_frames):
+            continue
+        cands.append(r)
+    cands.sort(key=lambda r: (-(r.motion.n_in_box if r.motion else 0), r.frame))
+    chosen: list[Seed] = []
+    for r in cands:
+        if len(chosen) >= cfg.max_seeds_per_video:
+            break
+        if any(abs(r.frame - s.frame) < cfg.min_seed_gap for s in chosen):
+            continue
+        assert r.motion is not None
+        chosen.append(Seed(r.frame, r.shot, r.motion.box, r))
+    chosen.sort(key=lambda s: s.frame)
+    return chosen

@@ -1,0 +1,203 @@
+"""KCF tracking of motion seeds into (A, A') pairs (Wang & Gupta 2015, DESIGN 4.3).
+
+``track(frames, box, cfg)`` follows the seed box with OpenCV's KCF for ``track_length``
+frames and decides whether the pair is valid from evidence rather than KCF's own flag
+(OpenCV's KCF reports failure whenever its peak falls under 0.5, which happens on many
+good tracks, and then freezes):
+
+* ``kcf_lost``: KCF froze for the last ``max_frozen`` frames (see below);
+* ``left_frame``: some box is less than ``min_inside`` inside the frame;
+* ``fb_fail``: tracking back from the last frame to the seed frame ends with IoU
+  < ``min_fb_iou`` with the seed box (forward-backward consistency);
+* ``low_confidence``: the tracked patch changes abruptly between two frames (normalised
+  cross-correlation < ``min_step_ncc``): an occluder or a jump to another object;
+* ``near_copy``: A' is nearly identical to A (NCC > ``max_copy_ncc``): no new view.
+
+Cost: OpenCV's KCF works on a window twice the box, halves the image when that window
+exceeds 80x80 px, and does not pad its FFTs; an update costs roughly linear time in the
+box side. So frames are scaled so the box is ``track_box`` px (40: an 80x80 window, 2^4 * 5,
+the largest OpenCV tracks without its internal half-resize) and boxes are mapped back.
+
+``kcf_lost`` is the one reason taken from KCF's flag, and only when the box has been frozen
+(every update flagged failed) for the last ``max_frozen`` frames: then A' is not where the
+object is at the A' frame, whatever the other checks say.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from pipeline.imaging import crop_resize
+
+log = logging.getLogger(__name__)
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    track_length: int = 30  # Wang & Gupta 2015: A' is 30 frames after A
+    track_box: int = 40  # KCF box (px) while tracking: 80x80 window, largest without resize
+    max_frozen: int = 10  # trailing updates KCF flagged failed (box frozen) before "kcf_lost"
+    min_fb_iou: float = 0.5  # forward-backward: back-tracked box vs seed box (issue 3)
+    min_inside: float = 0.9  # share of every box inside the frame; less = left the frame
+    min_step_ncc: float = 0.2  # consecutive tracked patches correlating less: occlusion/jump
+    max_copy_ncc: float = 0.95  # A' correlating more with A: no new view
+    patch_size: int = 96  # Wang & Gupta 2015 / Wang, He & Gupta 2017 patch side
+    jpeg_quality: int = 90  # stored crops: visually lossless, ~5 KB each
+
+    def __post_init__(self) -> None:
+        if self.track_length < 1:
+            raise ValueError(f"track_length must be >= 1, got {self.track_length}")
+        if not 8 <= self.track_box <= 512:
+            raise ValueError(f"track_box must be in [8, 512], got {self.track_box}")
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """Boxes are (x, y, w, h) in the input frames' pixels."""
+
+    boxes: NDArray[np.float64]  # (track_length + 1, 4): seed box, then KCF's boxes
+    back_box: Box  # the backward track's box in the seed frame
+    fb_iou: float
+    kcf_failures: int  # forward updates OpenCV's KCF flagged as failed
+    frozen_tail: int  # trailing forward updates flagged failed (box frozen since)
+    min_inside: float  # smallest share of a box inside the frame
+    min_step_ncc: float  # smallest NCC of consecutive tracked patches
+    copy_ncc: float  # NCC of A' with A
+    kept: bool
+    reason: str  # "ok", "kcf_lost", "left_frame", "fb_fail", "low_confidence", "near_copy"
+    crop_a: NDArray[np.uint8]  # (patch_size, patch_size, 3) RGB
+    crop_b: NDArray[np.uint8]
+
+    @property
+    def confidence(self) -> float:
+        """fb_iou x the weakest frame-to-frame patch correlation, in [0, 1]."""
+        return float(max(self.fb_iou, 0.0) * max(min(self.min_step_ncc, 1.0), 0.0))
+
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    ax, ay, aw, ah = (float(v) for v in a)
+    bx, by, bw, bh = (float(v) for v in b)
+    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+def inside_fraction(box: Sequence[float], width: int, height: int) -> float:
+    x, y, w, h = (float(v) for v in box)
+    iw = max(0.0, min(x + w, width) - max(x, 0.0))
+    ih = max(0.0, min(y + h, height) - max(y, 0.0))
+    return iw * ih / (w * h) if w * h > 0 else 0.0
+
+
+def ncc(a: NDArray[np.generic], b: NDArray[np.generic]) -> float:
+    """Normalised cross-correlation of two equal-shape arrays (1 for a flat pair)."""
+    x = a.astype(np.float64).ravel()
+    y = b.astype(np.float64).ravel()
+    x -= x.mean()
+    y -= y.mean()
+    den = float(np.sqrt((x * x).sum() * (y * y).sum()))
+    return float((x * y).sum() / den) if den > 1e-9 else 1.0
+
+
+def _kcf() -> cv2.Tracker:
+    # Default parameters (grey + colour-names features): the only combination OpenCV 4.12's
+    # Python binding runs without an assertion.
+    return cv2.TrackerKCF_create()  # type: ignore[attr-defined]
+
+
+def _run_kcf(frames: Sequence[NDArray[np.uint8]], box: Box) -> tuple[list[Box], list[bool]]:
+    """Track through ``frames`` (BGR, already scaled) from ``box`` in frames[0]; returns the
+    boxes (frames[0]'s first) and KCF's per-update success flags."""
+    tr = _kcf()
+    tr.init(frames[0], tuple(int(round(v)) for v in box))
+    out: list[Box] = [box]
+    flags: list[bool] = []
+    for f in frames[1:]:
+        ok, b = tr.update(f)
+        flags.append(bool(ok))
+        if not ok:
+            b = out[-1]  # OpenCV does not move its box on failure; keep the last estimate
+        out.append(tuple(float(v) for v in b))  # type: ignore[arg-type]
+    return out, flags
+
+
+def _scale_frames(frames: Sequence[NDArray[np.uint8]], s: float) -> list[NDArray[np.uint8]]:
+    h, w = frames[0].shape[:2]
+    size = (max(int(round(w * s)), 1), max(int(round(h * s)), 1))
+    return [
+        cv2.cvtColor(cv2.resize(f, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2BGR)
+        for f in frames
+    ]
+
+
+def track(frames: NDArray[np.uint8], box: Sequence[float], cfg: TrackingConfig) -> TrackResult:
+    """Track ``box`` from frames[0] through frames[track_length].
+
+    frames: (T, H, W, 3) uint8 RGB with T >= track_length + 1 (extra frames are ignored);
+    box: (x, y, w, h) in frames[0]'s pixels.
+    """
+    if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be (T, H, W, 3) uint8 RGB, got {frames.shape}")
+    n = cfg.track_length + 1
+    if len(frames) < n:
+        raise ValueError(f"need {n} frames for track_length={cfg.track_length}, got {len(frames)}")
+    x, y, w, h = (float(v) for v in box)
+    if w <= 0 or h <= 0:
+        raise ValueError(f"box {tuple(box)} has no area")
+    height, width = frames.shape[1:3]
+    s = cfg.track_box / max(w, h)
+    small = _scale_frames(list(frames[:n]), s)
+    seed_s: Box = (x * s, y * s, w * s, h * s)
+    fwd, flags = _run_kcf(small, seed_s)
+    frozen = len(flags) - (max((i + 1 for i, ok in enumerate(flags) if ok), default=0))
+    back, _ = _run_kcf(small[::-1], fwd[-1])
+    fb_iou = iou(back[-1], fwd[0])
+    boxes = np.array(fwd, np.float64) / s
+    boxes[0] = (x, y, w, h)
+    min_in = min(inside_fraction(b, width, height) for b in boxes)
+    # Patch correlations on the tracking-scale grey frames (cheap: track_box px).
+    greys = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in small]
+    side = min(cfg.track_box, 32)
+    patches = [crop_resize(g, b, side) for g, b in zip(greys, fwd, strict=True)]
+    step_ncc = min(ncc(p, q) for p, q in zip(patches[:-1], patches[1:], strict=True))
+    crop_a = crop_resize(frames[0], boxes[0], cfg.patch_size)
+    crop_b = crop_resize(frames[n - 1], boxes[-1], cfg.patch_size)
+    copy_ncc = ncc(
+        cv2.cvtColor(crop_a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(crop_b, cv2.COLOR_RGB2GRAY)
+    )
+    if frozen >= cfg.max_frozen:
+        reason = "kcf_lost"
+    elif min_in < cfg.min_inside:
+        reason = "left_frame"
+    elif fb_iou < cfg.min_fb_iou:
+        reason = "fb_fail"
+    elif step_ncc < cfg.min_step_ncc:
+        reason = "low_confidence"
+    elif copy_ncc > cfg.max_copy_ncc:
+        reason = "near_copy"
+    else:
+        reason = "ok"
+    return TrackResult(
+        boxes=boxes,
+        back_box=tuple(float(v) / s for v in back[-1]),  # type: ignore[arg-type]
+        fb_iou=fb_iou,
+        kcf_failures=flags.count(False),
+        frozen_tail=frozen,
+        min_inside=min_in,
+        min_step_ncc=step_ncc,
+        copy_ncc=copy_ncc,
+        kept=reason == "ok",
+        reason=reason,
+        crop_a=crop_a,
+        crop_b=crop_b,
+    )
