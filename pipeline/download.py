@@ -217,8 +217,11 @@ def _http_once(url: str, part: Path, cfg: DownloadConfig, session: requests.Sess
                 raise _Transient(f"connection closed after {offset + got} of {total} bytes")
     except requests.exceptions.Timeout as e:
         raise _Transient(f"timed out ({type(e).__name__}: {e})") from e
+    except (urllib3.exceptions.ProtocolError, requests.exceptions.ChunkedEncodingError) as e:
+        have = part.stat().st_size if part.exists() else 0
+        raise _Transient(f"download cut off after {have} bytes ({e})") from e
     except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
-        # connection refused / reset / cut mid-body (urllib3 errors come from raw reads)
+        # connection refused / reset (urllib3 errors come from raw reads)
         raise _Transient(f"{type(e).__name__}: {e}") from e
     return str(h.hexdigest())
 
@@ -331,9 +334,7 @@ def download(
         if not src.is_file():
             reason = "is a directory" if src.is_dir() else "no such file"
             raise DownloadError(url, f"{src}: {reason}", retryable=False)
-        digest, n = sha256_file(src)
-        if n > cfg.max_bytes:
-            raise DownloadError(url, f"{n} bytes, larger than the size cap", retryable=False)
+        digest, n = sha256_file(src)  # no size cap: the cap bounds downloads, not inputs
         return Downloaded(src.resolve(), n, digest, 1, "local", owned=False)
     dest_stem.parent.mkdir(parents=True, exist_ok=True)
     if method == "ytdlp":

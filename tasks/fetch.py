@@ -111,7 +111,10 @@ class FetchVideos(ShardTask):
     def requires(self) -> Any:
         if self.attempt < 1:
             raise ValueError(f"attempt must be >= 1, got {self.attempt}")
-        return self.clone(attempt=self.attempt - 1) if self.attempt > 1 else []
+        if self.attempt == 1:
+            return []
+        # retry_permanent applies to this attempt only: the previous one is the plain one
+        return self.clone(attempt=self.attempt - 1, retry_permanent=False)
 
     def input_digest(self) -> str:
         return input_list_digest()  # ids and duplicates are decided over the whole list
