@@ -137,7 +137,12 @@ class Registry:
         return f"Registry({self.url!r})"
 
     # -- reading the catalog ------------------------------------------------------------
+    def _fresh(self) -> None:
+        """Drop fsspec's listing cache: other publishers commit behind our back."""
+        self.store.fs.invalidate_cache(self.store.path("catalog"))
+
     def names(self) -> list[str]:
+        self._fresh()
         return [n for n in self.store.listdir("catalog") if _SAFE.match(n)]
 
     def versions(self, name: str) -> list[str]:
@@ -188,6 +193,7 @@ class Registry:
 
     def exists(self, ref: str) -> bool:
         name, version = parse_ref(ref, require_version=True)
+        self._fresh()
         return self.store.exists(f"catalog/{name}/{version}.json")
 
     # -- locating the files -------------------------------------------------------------

@@ -179,8 +179,15 @@ def _scan_stage(family: str, dirname: str, store: Store) -> StageDir:
             stage.complete = False  # a complete output always has a readable sidecar
     elif stage.complete:
         stage.complete = False
+    # The sidecar names each table and its file (<table>.parquet); only files it does not
+    # describe need their Parquet footer read (one round trip each on an object store).
+    raw = stage.meta.get("tables")
+    described: dict[str, Any] = raw if isinstance(raw, dict) else {}
     for n in names:
-        if n.endswith(".parquet"):
+        key = n[: -len(".parquet")]
+        if n.endswith(".parquet") and isinstance(described.get(key), dict):
+            stage.tables.setdefault(str(described[key].get("schema") or key), []).append(n)
+        elif n.endswith(".parquet"):
             table = _parquet_table(store, n)
             if table:
                 stage.tables.setdefault(table, []).append(n)
@@ -196,6 +203,7 @@ def scan_run(
 ) -> RunOutput:
     """Every stage output under ``root`` (optionally only the given task families)."""
     store = root if isinstance(root, Store) else open_store(root, storage_options)
+    store.fs.invalidate_cache(store.root)
     if not store.exists():
         raise FileNotFoundError(f"run root {store.url} does not exist")
     wanted = set(families) if families is not None else None

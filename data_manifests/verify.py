@@ -111,6 +111,7 @@ def verify(
     reg = registry if isinstance(registry, Registry) else Registry(registry, storage_options)
     entry = reg.entry(ref)
     store = reg.dataset_store(entry)
+    store.fs.invalidate_cache(store.root)  # re-read the listing: files may have changed
     report = VerifyReport(entry.ref, store.url)
     try:
         manifest = reg.manifest(entry)
