@@ -1,0 +1,146 @@
+"""Table plumbing of the graph stages: mined patches in, feature matrices, montage picks.
+
+`track_nodes` is the one place that knows how TrackObjects lays out its ``tracks`` and
+``patches`` tables; every graph stage sees the result: one row per A / A' patch of a kept
+track with the columns of the ``nodes`` table (minus ``parent_id``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline import imaging
+from tasks.common import StageTarget
+
+NODE_COLUMNS = ("node_id", "track_id", "video_id", "view", "frame", "x", "y", "w", "h", "jpeg")
+VIEWS = ("A", "A'")
+
+
+def node_id(track_id: str, view: str) -> str:
+    return f"{track_id}:{view}"
+
+
+def _first(names: list[str], *candidates: str) -> str:
+    for c in candidates:
+        if c in names:
+            return c
+    raise KeyError(f"none of the columns {candidates} in {names}")
+
+
+def track_nodes(target: StageTarget) -> pa.Table:
+    """A and A' patches of the kept tracks of one TrackObjects output, as node rows."""
+    tracks = target.read_table("tracks")
+    patches = target.read_table("patches")
+    return nodes_from_tables(tracks, patches)
+
+
+def nodes_from_tables(tracks: pa.Table, patches: pa.Table) -> pa.Table:
+    """Node rows (NODE_COLUMNS) of the kept tracks; views normalised to 'A' / "A'"."""
+    tn = tracks.column_names
+    kept_col = next((c for c in ("kept", "valid") if c in tn), None)
+    kept = tracks if kept_col is None else tracks.filter(tracks[kept_col])
+    kept_ids = kept["track_id"]
+    p = patches.filter(pc.is_in(patches["track_id"], value_set=kept_ids))
+    pn = p.column_names
+    view_col = _first(pn, "view", "role", "which")
+    raw_view = [str(v) for v in p[view_col].to_pylist()]
+    view = ["A" if v.upper() in ("A", "0", "SEED") else "A'" for v in raw_view]
+    track = p["track_id"].cast(pa.string())
+    vid_col = "video_id" if "video_id" in pn else None
+    if vid_col is None:
+        lookup = pc.index_in(p["track_id"], value_set=tracks["track_id"])
+        video = tracks["video_id"].take(lookup)
+    else:
+        video = p[vid_col]
+    jpeg = p[_first(pn, "jpeg", "patch_jpeg", "image", "patch")]
+    out = pa.table(
+        {
+            "node_id": pa.array(
+                [node_id(t, v) for t, v in zip(track.to_pylist(), view, strict=True)]
+            ),
+            "track_id": track,
+            "video_id": video.cast(pa.string()),
+            "view": pa.array(view),
+            "frame": p[_first(pn, "frame", "frame_index")].cast(pa.int64()),
+            "x": p["x"].cast(pa.float32()),
+            "y": p["y"].cast(pa.float32()),
+            "w": p["w"].cast(pa.float32()),
+            "h": p["h"].cast(pa.float32()),
+            "jpeg": jpeg.cast(pa.binary()),
+        }
+    )
+    return out.sort_by([("track_id", "ascending"), ("view", "ascending")])
+
+
+def decode_patches(jpegs: list[bytes], size: int) -> np.ndarray:
+    """(N, size, size, 3) uint8 RGB from JPEG bytes (resized when stored at another size)."""
+    out = np.empty((len(jpegs), size, size, 3), np.uint8)
+    for i, b in enumerate(jpegs):
+        img = imaging.decode_jpeg(b)
+        if img.shape[:2] != (size, size):
+            img = imaging.crop_resize(img, (0, 0, img.shape[1], img.shape[0]), size)
+        out[i] = img
+    return out
+
+
+def feature_matrix(emb: pa.Table) -> np.ndarray:
+    """(N, d) float16 matrix of an ``embeddings`` table's list<float16> column."""
+    col = emb["feature"].combine_chunks()
+    n = len(col)
+    if n == 0:
+        return np.zeros((0, 0), np.float16)
+    flat = col.flatten().to_numpy(zero_copy_only=False)
+    return np.asarray(flat, dtype=np.float16).reshape(n, -1)
+
+
+def cluster_sheet_rows(
+    children: pa.Table, size: int, max_rows: int
+) -> tuple[list[list[str]], list[str]]:
+    """Node ids of up to max_rows children to show, one per parent (its best-scoring
+    child), parents with most children first; labels 'parent p / child c'."""
+    if children.num_rows == 0:
+        return [], []
+    cid = children["child_id"].to_numpy()
+    par = children["parent_id"].to_numpy()[::size]
+    score = children["score"].to_numpy()[::size]
+    nodes = np.asarray(children["node_id"].to_pylist(), dtype=object).reshape(-1, size)
+    ids = cid[::size]
+    counts = np.bincount(par - par.min())
+    order = np.lexsort((ids, -score, -counts[par - par.min()]))
+    seen: set[int] = set()
+    rows, labels = [], []
+    for i in order.tolist():
+        if int(par[i]) in seen:
+            continue
+        seen.add(int(par[i]))
+        rows.append([str(n) for n in nodes[i]])
+        labels.append(f"p{par[i]} c{ids[i]}")
+        if len(rows) >= max_rows:
+            break
+    return rows, labels
+
+
+def pair_sheet_rows(g: Any, parent: np.ndarray, max_rows: int) -> tuple[list[list[int]], list[str]]:
+    """Node indices (A, B, A', B') of up to max_rows inter edges, from distinct parents,
+    edges held by most children first."""
+    inter = np.flatnonzero(g.edge_kind == 1)
+    if inter.size == 0:
+        return [], []
+    order = inter[np.lexsort((g.edge_a[inter], -g.edge_children[inter]))]
+    seen: set[int] = set()
+    quads, labels = [], []
+    for e in order.tolist():
+        a, b = int(g.edge_a[e]), int(g.edge_b[e])
+        p = int(parent[a // 2])
+        if p in seen:
+            continue
+        seen.add(p)
+        quads.append([a, b, a + 1, b + 1])
+        labels.append(f"p{p}")
+        if len(quads) >= max_rows:
+            break
+    return quads, labels

@@ -1,0 +1,169 @@
+"""EmbedPatches -> ClusterParents -> ChildClusters -> BuildGraph under luigi.build.
+
+Upstream is a stand-in TrackObjects over two shards whose kept tracks show synthetic
+objects of four kinds (A and A' are two looks of one kind), with ``tracks`` / ``patches``
+test definitions swapped into the schema registry, so the known answers (which pairs join
+which kinds) do not depend on the mining stage's own tables.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import tasks.graph as tg
+from data_manifests import schema as S
+from pipeline import imaging
+from pipeline.shapes import ShapeConfig, shape_patches
+from tasks import common
+from tests.conftest import build
+
+KINDS = ("disc", "cross", "bars", "triangle")
+PER_SHARD = 48  # tracks per shard (12 per kind)
+
+TRACKS = S.TableSchema(
+    name="tracks",
+    version=1,
+    description="test tracks",
+    fields=pa.schema(
+        [
+            pa.field("track_id", pa.string(), nullable=False),
+            pa.field("video_id", pa.string(), nullable=False),
+            pa.field("kept", pa.bool_(), nullable=False),
+        ]
+    ),
+    key=("track_id",),
+)
+PATCHES = S.TableSchema(
+    name="patches",
+    version=1,
+    description="test patches",
+    fields=pa.schema(
+        [
+            pa.field("track_id", pa.string(), nullable=False),
+            pa.field("view", pa.string(), nullable=False),
+            pa.field("frame", pa.int64(), nullable=False),
+            pa.field("x", pa.float32(), nullable=False),
+            pa.field("y", pa.float32(), nullable=False),
+            pa.field("w", pa.float32(), nullable=False),
+            pa.field("h", pa.float32(), nullable=False),
+            pa.field("jpeg", pa.binary(), nullable=False),
+        ]
+    ),
+    key=("track_id", "view"),
+)
+
+
+def kind_of(track_id: str) -> int:
+    return int(track_id.split("k")[1])
+
+
+class _Tracks(common.ShardTask):
+    def produce(self, out: common.StageOutput) -> None:
+        cfg = ShapeConfig(n_per_kind=2 * PER_SHARD // len(KINDS), kinds=KINDS, seed=self.shard)
+        imgs, labels = shape_patches(cfg)
+        tracks, patches = [], []
+        per_kind = cfg.n_per_kind // 2
+        for k in range(len(KINDS)):
+            own = np.flatnonzero(labels == k)
+            for i in range(per_kind):
+                tid = f"s{self.shard}i{i:02d}k{k}"
+                tracks.append({"track_id": tid, "video_id": f"v{self.shard}{i % 3}", "kept": True})
+                for view, img in (("A", imgs[own[i]]), ("A'", imgs[own[per_kind + i]])):
+                    patches.append(
+                        {"track_id": tid, "view": view, "frame": 5 + 30 * (view == "A'"),
+                         "x": 1.0, "y": 2.0, "w": 227.0, "h": 227.0,
+                         "jpeg": imaging.encode_jpeg(img)}
+                    )  # fmt: skip
+        tracks.append({"track_id": f"s{self.shard}lostk0", "video_id": "v", "kept": False})
+        out.write("tracks", tracks)
+        out.write("patches", patches)
+        out.count("kept_tracks", len(tracks) - 1)
+
+
+@pytest.fixture
+def fake_mining(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    S.all_schemas()
+    monkeypatch.setitem(S.SCHEMAS, "tracks", TRACKS)
+    monkeypatch.setitem(S.SCHEMAS, "patches", PATCHES)
+    monkeypatch.setattr(tg, "_tracking_task", lambda shard: _Tracks(shard=shard))
+    lst = tmp_path / "videos.txt"
+    lst.write_text("".join(f"file:///nowhere/v{i}.mp4\n" for i in range(4)))
+    return lst
+
+
+PARAMS: dict[str, Any] = {"k": 8, "points_per_parent": 10, "min_parent_size": 5}
+
+
+def _run(luigi_config: Callable[..., Path], lst: Path, root: Path) -> tg.BuildGraph:
+    luigi_config(video_list=str(lst), videos_per_shard=2, root=str(root))
+    task = tg.BuildGraph(**PARAMS)
+    res = build([task])
+    assert res.scheduling_succeeded, res.summary_text
+    return task
+
+
+def test_build_graph_end_to_end(fake_mining: Path, luigi_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    task = _run(luigi_config, fake_mining, tmp_path / "run1")
+    out = task.output()
+    nodes = common.read_stage_table(out, "nodes")
+    pairs = common.read_stage_table(out, "pairs").to_pylist()
+    edges = common.read_stage_table(out, "edges").to_pylist()
+    n_tracks = 2 * PER_SHARD
+    assert nodes.num_rows == 2 * n_tracks  # the lost track has no node
+    by_type: dict[str, int] = {}
+    for p in pairs:
+        by_type[p["pair_type"]] = by_type.get(p["pair_type"], 0) + 1
+        if p["pair_type"] == "intra":
+            assert p["a_track"] == p["b_track"]
+            assert (p["a"], p["b"]) == (p["a_track"] + ":A", p["a_track"] + ":A'")
+        else:  # inter and transitive pairs join two tracks of one kind (pure children)
+            assert kind_of(p["a_track"]) == kind_of(p["b_track"])
+            assert p["a_track"] != p["b_track"]
+            assert p["a_parent"] == p["b_parent"] >= 0  # children live inside one kept parent
+    inter = [e for e in edges if e["edge_type"] == "inter"]
+    assert by_type["intra"] == n_tracks
+    assert by_type["inter"] == len(inter) > 10
+    assert by_type["transitive_1"] == 2 * len(inter)
+    assert by_type["transitive_2"] == len(inter)
+    assert [p["pair_id"] for p in pairs] == list(range(len(pairs)))
+    # every inter pair is an edge of the children table: one hop only
+    children = common.read_stage_table(task.requires()["children"], "children").to_pylist()
+    groups: dict[int, set[str]] = {}
+    for r in children:
+        groups.setdefault(r["child_id"], set()).add(r["track_id"])
+    for p in pairs:
+        if p["pair_type"] != "intra":
+            assert any({p["a_track"], p["b_track"]} <= g for g in groups.values())
+    meta = json.loads((Path(out.path) / "_meta.json").read_text())
+    funnel = meta["notes"]["funnel"]
+    assert funnel["parents_kept"] >= 4 and funnel["children"] == len(groups)
+    assert funnel["pairs_intra"] == n_tracks and funnel["kept_tracks"] == n_tracks
+    for png in ("clusters.png", "pairs.png"):
+        img = imaging.decode_png((Path(out.path) / png).read_bytes())
+        assert img.ndim == 3 and img.shape[0] > 96
+    emb = common.read_stage_table(tg.EmbedPatches(shard=0, **{}), "embeddings")
+    assert emb.num_rows == PER_SHARD and all(v.endswith(":A") for v in emb["node_id"].to_pylist())
+
+
+def test_rerun_same_seed_gives_identical_manifests(
+    fake_mining: Path, luigi_config, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    a = _run(luigi_config, fake_mining, tmp_path / "a")
+    b = _run(luigi_config, fake_mining, tmp_path / "b")
+    for task_a, task_b in (
+        (a, b),
+        (a.requires()["children"], b.requires()["children"]),
+        (a.requires()["parents"], b.requires()["parents"]),
+    ):
+        pa_, pb_ = Path(task_a.output().path), Path(task_b.output().path)
+        files = sorted(p.name for p in pa_.glob("*.parquet"))
+        assert files
+        for name in files:
+            assert (pa_ / name).read_bytes() == (pb_ / name).read_bytes(), name
