@@ -191,6 +191,7 @@ def publish(
     row_group_mb: float = DEFAULT_ROW_GROUP_MB,
     storage_options: dict[str, Any] | None = None,
     expected_shards: int | None = None,
+    outputs: Sequence[str] | None = None,
 ) -> Entry:
     """Publish ``tables`` of the finished run at ``run_root`` as ``name@version``.
 
@@ -199,6 +200,8 @@ def publish(
     it first), :class:`~data_manifests.runs.IncompleteRunError` for an unfinished run,
     ``KeyError`` for an undeclared table. ``expected_shards`` is the run's shard count
     (a sharded stage missing any of ``0..expected_shards-1`` makes the run incomplete).
+    ``outputs``: the run's final output URLs; the run is they and everything they require
+    (default: every output under the root, which must then hold a single run).
     """
     reg = registry if isinstance(registry, Registry) else Registry(registry, storage_options)
     parse_ref(f"{name}@{version}", require_version=True)
@@ -214,8 +217,12 @@ def publish(
         check_png(caption, png)
 
     run = scan_run(run_root, storage_options)
+    if outputs is not None:
+        run = run.select(outputs)
     run.require_complete(tables, expected_shards)
+    run.require_single_run()
     stages = run.complete_stages()
+    config = _config(stages)
     out, location = reg.staging(name, version, uuid.uuid4().hex[:12])
     try:
         ref = f"{name}@{version}"
@@ -263,7 +270,7 @@ def publish(
                 }
                 for s in stages
             ],
-            config=_config(stages),
+            config=config,
             counts=counts,
             pair_types=_pair_types(run),
         )

@@ -14,6 +14,7 @@ incomplete, and nothing may be published from it.
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,11 +28,23 @@ from data_manifests.storage import Store, open_store
 SUCCESS = "_SUCCESS"
 META = "_meta.json"
 
-__all__ = ["IncompleteRunError", "RunOutput", "StageDir", "scan_run"]
+__all__ = ["AmbiguousRunError", "IncompleteRunError", "RunOutput", "StageDir", "scan_run"]
 
 
 class IncompleteRunError(RuntimeError):
     """The run lacks a completed output a caller asked for (names the stage or table)."""
+
+
+class AmbiguousRunError(ValueError):
+    """The root holds outputs of more than one run; choose one by its final outputs."""
+
+
+def _norm(url: str) -> str:
+    """Comparable form of an output URL (sidecars may hold relative local paths)."""
+    url = url.rstrip("/")
+    if url.startswith("file://"):
+        url = url[len("file://") :]
+    return url if "://" in url else os.path.abspath(url)
 
 
 @dataclass
@@ -106,6 +119,41 @@ class RunOutput:
     def producers(self, tables: Iterable[str]) -> list[StageDir]:
         wanted = set(tables)
         return [s for s in self.complete_stages() if wanted & set(s.tables)]
+
+    def select(self, outputs: Iterable[str]) -> RunOutput:
+        """The run made of ``outputs`` (output URLs) and everything they require."""
+        by_url = {_norm(s.store.url): s for s in self.stages}
+        keep: dict[str, StageDir] = {}
+        todo = [_norm(u) for u in outputs]
+        while todo:
+            url = todo.pop()
+            if url in keep:
+                continue
+            if url not in by_url:
+                raise IncompleteRunError(f"{url} is not an output under {self.root.url}")
+            keep[url] = by_url[url]
+            required = keep[url].meta.get("requires", [])
+            todo += [_norm(r) for r in required if isinstance(r, str) and _norm(r) in by_url]
+        stages = sorted(keep.values(), key=lambda s: (s.family, s.dirname))
+        return RunOutput(self.root, stages)
+
+    def require_single_run(self) -> None:
+        """Raise :class:`AmbiguousRunError` if a stage (or shard) has several outputs."""
+        seen: dict[tuple[str, str], list[str]] = {}
+        for s in self.complete_stages():
+            seen.setdefault((s.family, str(s.params.get("shard", ""))), []).append(s.dirname)
+        dups = [
+            f"{fam}{' shard ' + shard if shard else ''}: {', '.join(sorted(dirs))}"
+            for (fam, shard), dirs in sorted(seen.items())
+            if len(dirs) > 1
+        ]
+        if dups:
+            raise AmbiguousRunError(
+                f"{self.root.url} holds more than one run (several outputs of "
+                + "; ".join(dups)
+                + "). Choose the run by its final outputs (publish(outputs=[...]), "
+                "PublishDataset --upstream '[\"BuildGraph\"]') or use a root per run."
+            )
 
     def require_complete(self, tables: Iterable[str], expected_shards: int | None = None) -> None:
         """Raise :class:`IncompleteRunError` unless the run is finished and has ``tables``.

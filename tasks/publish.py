@@ -3,7 +3,9 @@
     luigi --module tasks PublishDataset --name mined-pairs --version 1 \\
         --tables '["pairs","nodes","patches"]' --local-scheduler
 
-The task reads the completed stage outputs under the root (it does not re-run mining): an
+The run is either every completed output under the root (which must then hold one run),
+or, with ``--upstream '["BuildGraph"]'``, the named final stage tasks (built with their
+configured parameters; Luigi runs them first if needed) and everything they require. An
 unfinished run (an output without ``_SUCCESS``, a missing shard, a required upstream
 output that is not complete, a table no stage produced) is refused with
 :class:`~data_manifests.runs.IncompleteRunError`. The card's example montages are the PNGs
@@ -110,6 +112,20 @@ class PublishDataset(luigi.Task):
     parents = luigi.ListParameter(default=(), description="parent datasets NAME@VERSION")
     target_file_mb = luigi.FloatParameter(default=DEFAULT_FILE_MB, description="file size")
     row_group_mb = luigi.FloatParameter(default=DEFAULT_ROW_GROUP_MB, description="row group size")
+    upstream = luigi.ListParameter(
+        default=(), description='final stage tasks that define the run, e.g. ["BuildGraph"]'
+    )
+
+    def requires(self) -> list[luigi.Task]:
+        """The final stage tasks named by ``upstream``, with their configured parameters."""
+        out = []
+        for family in self.upstream:
+            try:
+                cls = luigi.task_register.Register.get_task_cls(str(family))
+            except luigi.task_register.TaskClassException as e:
+                raise ValueError(f"upstream {family!r}: {e}") from e
+            out.append(cls())
+        return out
 
     def registry_url(self) -> str:
         return str(self.registry or videomine().registry or "")
@@ -126,9 +142,13 @@ class PublishDataset(luigi.Task):
             return False
         published = {s["task_id"] for s in reg.manifest(ref).sources}
         try:
-            here = {s.task_id for s in scan_run(videomine().root).complete_stages()}
+            run = scan_run(videomine().root)
         except FileNotFoundError:
             return False
+        finals = [t.output().url for t in luigi.task.flatten(self.requires())]
+        if finals and not all(t.complete() for t in luigi.task.flatten(self.requires())):
+            return False
+        here = {s.task_id for s in (run.select(finals) if finals else run).complete_stages()}
         return published <= here
 
     def _status(self, message: str) -> None:
@@ -139,11 +159,15 @@ class PublishDataset(luigi.Task):
         cfg = videomine()
         tables = [str(t) for t in self.tables]
         run = scan_run(cfg.root)
+        finals = [t.output().url for t in luigi.task.flatten(self.requires())]
+        if finals:
+            run = run.select(finals)
         try:
             expected: int | None = shard_count()
         except (ValueError, FileNotFoundError):
             expected = None  # no video list configured: shards are checked for gaps only
         run.require_complete(tables, expected)
+        run.require_single_run()
         self._status(f"publishing {tables} from {cfg.root}")
         kwargs: dict[str, Any] = {}
         if cfg.video_list:
@@ -161,6 +185,7 @@ class PublishDataset(luigi.Task):
             target_file_mb=self.target_file_mb,
             row_group_mb=self.row_group_mb,
             expected_shards=expected,
+            outputs=finals or None,
             **kwargs,
         )
         self._status(f"published {entry.ref}: {entry.total_bytes} bytes")

@@ -9,8 +9,15 @@ import pytest
 from data_manifests import schema as S
 from data_manifests.publish import publish
 from data_manifests.registry import Registry
-from data_manifests.runs import scan_run
-from tests.data_manifests.fakerun import VIDEOS, make_run, test_tables, videos_rows, write_stage  # noqa: F401
+from data_manifests.runs import AmbiguousRunError, IncompleteRunError, scan_run
+from tests.data_manifests.fakerun import (  # noqa: F401
+    VIDEOS,
+    make_run,
+    pairs_rows,
+    test_tables,
+    videos_rows,
+    write_stage,
+)
 
 pytestmark = pytest.mark.usefixtures("test_tables")
 
@@ -33,11 +40,38 @@ def test_sidecar_that_is_not_json_makes_the_output_incomplete(tmp_path: Path) ->
     assert scan_run(str(tmp_path)).incomplete_stages()[0].dirname == out.name
 
 
-def test_two_runs_with_different_parameters_are_not_mixed(tmp_path: Path) -> None:
+def test_two_runs_under_one_root_are_not_mixed(tmp_path: Path) -> None:
     run = make_run(tmp_path / "run")
-    write_stage(run, "BuildGraph", {"pairs": []}, params={"k": 5})
-    with pytest.raises(ValueError, match="BuildGraph outputs with different parameters"):
-        publish(run, "ds", "1", ["pairs"], Registry(str(tmp_path / "reg")))
+    other = write_stage(run, "BuildGraph", {"pairs": pairs_rows(7)}, params={"k": 5})
+    reg = Registry(str(tmp_path / "reg"))
+    with pytest.raises(
+        AmbiguousRunError, match=r"more than one run \(several outputs of BuildGraph: "
+    ):
+        publish(run, "ds", "1", ["pairs"], reg)
+    # choosing the run by its final output publishes exactly that run
+    entry = publish(run, "ds", "1", ["pairs"], reg, outputs=[str(other)])
+    assert entry.rows == {"pairs": 7}
+    m = reg.manifest("ds@1")
+    assert {s["task_family"] for s in m.sources} == {"BuildGraph"}
+
+
+def test_selected_run_follows_requires(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run")
+    write_stage(run, "FetchVideos", {"videos": videos_rows(0)}, params={"shard": 0, "x": 1})
+    final = next((run / "BuildGraph").iterdir())
+    entry = publish(
+        run, "ds", "1", ["pairs", "videos"], Registry(str(tmp_path / "reg")), outputs=[str(final)]
+    )
+    assert entry.rows == {"pairs": 60, "videos": 6}
+    with pytest.raises(IncompleteRunError, match="is not an output under"):
+        publish(
+            run,
+            "ds",
+            "2",
+            ["pairs"],
+            Registry(str(tmp_path / "reg")),
+            outputs=[str(tmp_path / "elsewhere")],
+        )
 
 
 def test_missing_run_root(tmp_path: Path) -> None:

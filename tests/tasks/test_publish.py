@@ -9,7 +9,7 @@ import pytest
 
 import data_manifests
 from data_manifests.registry import DatasetExistsError, Registry
-from data_manifests.runs import IncompleteRunError
+from data_manifests.runs import AmbiguousRunError, IncompleteRunError
 from data_manifests.verify import verify
 from tasks.publish import PublishDataset
 from tests.conftest import build
@@ -80,3 +80,20 @@ def test_version_published_from_another_run_is_refused(luigi_config, tmp_path: P
     with pytest.raises(DatasetExistsError, match="d@1 is already published"):
         task.run()
     assert json.loads((reg / "catalog" / "d" / "1.json").read_text())["rows"] == {"videos": 6}
+
+
+def test_upstream_chooses_the_run_when_the_root_holds_two(luigi_config, tmp_path: Path) -> None:
+    urls = tmp_path / "urls.txt"
+    urls.write_text("".join(f"file:///videos/v{i}.mp4\n" for i in range(6)))
+    reg = tmp_path / "reg"
+    luigi_config(registry=str(reg), video_list=str(urls), videos_per_shard=3)
+    assert build([_Graph(), _Graph(n_shards=1)]).scheduling_succeeded
+    with pytest.raises(AmbiguousRunError, match="several outputs of _Graph"):
+        PublishDataset(name="d", version="1", tables=["pairs"]).run()
+    task = PublishDataset(name="d", version="1", tables=["pairs", "videos"], upstream=["_Graph"])
+    assert build([task]).scheduling_succeeded and task.complete()
+    m = Registry(str(reg)).manifest("d@1")
+    assert m.config["_Graph"]["n_shards"] == "2"
+    assert sorted(s["task_family"] for s in m.sources) == ["_Fetch", "_Fetch", "_Graph"]
+    with pytest.raises(ValueError, match="upstream 'NoSuchStage'"):
+        PublishDataset(name="d", version="2", tables=["pairs"], upstream=["NoSuchStage"]).requires()
