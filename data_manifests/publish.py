@@ -113,7 +113,9 @@ def _licences(run: RunOutput) -> dict[str, int]:
     seen: set[str] = set()
     for stage, name in run.table_files("videos"):
         with stage.store.fs.open(stage.store.path(name), "rb") as f:
-            t = pq.read_table(f)
+            pf = pq.ParquetFile(f)
+            wanted = [c for c in ("video_id", *_LICENCE_COLUMNS) if c in pf.schema_arrow.names]
+            t = pf.read(columns=wanted)  # never the other columns (probe data, bytes)
         col = next((c for c in _LICENCE_COLUMNS if c in t.column_names), None)
         ids = t.column("video_id").to_pylist() if "video_id" in t.column_names else None
         values = t.column(col).to_pylist() if col else [None] * t.num_rows
@@ -131,14 +133,22 @@ def _pair_types(run: RunOutput) -> dict[str, int]:
     counts: dict[str, int] = {}
     for stage, name in run.table_files("pairs"):
         with stage.store.fs.open(stage.store.path(name), "rb") as f:
-            t = pq.read_table(f)
-        col = next((c for c in _PAIR_TYPE_COLUMNS if c in t.column_names), None)
-        if col is None:
-            continue
+            pf = pq.ParquetFile(f)
+            col = next((c for c in _PAIR_TYPE_COLUMNS if c in pf.schema_arrow.names), None)
+            if col is None:
+                continue
+            t = pf.read(columns=[col])
         for row in pc.value_counts(t.column(col)).to_pylist():
             key = str(row["values"])
             counts[key] = counts.get(key, 0) + int(row["counts"])
     return counts
+
+
+def _default_owner() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in some containers
+        return "unknown"
 
 
 def _config(stages: Sequence[StageDir]) -> dict[str, Any]:
@@ -250,7 +260,7 @@ def publish(
         m = Manifest(
             name=name,
             version=version,
-            owner=owner or getpass.getuser(),
+            owner=owner or _default_owner(),
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             description=description,
             code_version=",".join(code_versions) or None,
