@@ -73,6 +73,15 @@ def test_no_dominant_motion_rejected() -> None:
     assert res.reason == "no_dominant_motion"
 
 
+def test_all_moving_rejected() -> None:
+    # Every cell moves its own way: hardly a frame has one dominant direction.
+    v = generate(SyntheticConfig(**SMALL, mode="all_moving", speed=3.0))
+    res = segment_shot(v.frames, UnlcConfig())
+    assert isinstance(res, ShotRejected)
+    assert res.reason == "no_dominant_motion"
+    assert res.stats["dominant_frames"] < 0.5 * SMALL["n_frames"]
+
+
 def test_pair_deviation_cases() -> None:
     kw = dict(mag_threshold=1.0, dir_threshold=0.75, dir_bins=20, box=5)
     flow = np.zeros((20, 20, 2), np.float32)
