@@ -64,7 +64,11 @@ def _table_montage(run: RunOutput, table: str) -> bytes | None:
         cols = _image_columns(pf.schema_arrow)
         if not cols:
             return None
-        t = pf.read_row_groups([0], columns=cols[:2]) if pf.num_row_groups else None
+        # only the first few rows: a row group of an image table can hold 64k images
+        first = next(
+            pf.iter_batches(batch_size=MONTAGE_ROWS * MONTAGE_COLS, columns=cols[:2]), None
+        )
+        t = pa.Table.from_batches([first]) if first is not None else None
     if t is None or t.num_rows == 0:
         return None
     rows: list[list[np.ndarray[Any, Any]]] = []

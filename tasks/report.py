@@ -27,6 +27,7 @@ from tasks.common import StageOutput, StageTask, videomine
 
 REASON_COLUMNS = ("error", "reason", "drop_reason", "status_reason")
 STATUS_COLUMNS = ("status", "kept", "ok")
+SUCCESS_VALUES = (True, "ok", "kept", "success", "segmented", "done")
 TOP_REASONS = 8  # failure reasons listed per table; the rest are summed as "other"
 
 __all__ = ["Report", "failure_reasons", "render_report"]
@@ -51,7 +52,7 @@ def failure_reasons(stage: StageDir, table: str) -> Counter[str]:
         st = t.column(status).to_pylist() if status else [None] * t.num_rows
         rs = t.column(reason).to_pylist() if reason else [None] * t.num_rows
         for s, r in zip(st, rs, strict=True):
-            if s in (True, "ok", "kept", "success") or (s is None and not r):
+            if s in SUCCESS_VALUES or (s is None and not r):
                 continue
             first = str(r).strip().splitlines()[0][:120] if r else "(no reason given)"
             label = f"{status}={s}: {first}" if status else first
