@@ -44,6 +44,8 @@ from tasks.common import (
     stage_params,
 )
 from tasks.graph_io import (
+    NODE_COLUMNS,
+    VIEWS,
     cluster_sheet_rows,
     decode_patches,
     feature_matrix,
@@ -246,44 +248,57 @@ class BuildGraph(StageTask):
     def produce(self, out: StageOutput) -> None:
         cfg = config_from_params(self, GraphConfig)
         req = self.requires()
-        nodes = pa.concat_tables([track_nodes(t.output()) for t in req["tracks"]])
-        # Deterministic node order: by track id, A before A' (view 'A' < "A'").
-        nodes = nodes.sort_by([("track_id", "ascending"), ("view", "ascending")])
-        a_rows = nodes.filter(pc.equal(nodes["view"], "A"))
-        track_ids = a_rows["track_id"]
-        n_tracks = a_rows.num_rows
-        if nodes.num_rows != 2 * n_tracks:
-            raise ValueError("every kept track needs exactly one A and one A' patch")
         parents = read_stage_table(req["parents"], "parents")
-        p_idx = pc.index_in(track_ids, value_set=parents["track_id"]).to_numpy(zero_copy_only=False)
-        par_of_track = np.full(n_tracks, -1, np.int32)
-        has = ~np.isnan(p_idx.astype(float))
-        par_of_track[has] = parents["parent_id"].to_numpy()[p_idx[has].astype(np.int64)]
-        nodes = nodes.append_column("parent_id", pa.array(np.repeat(par_of_track, 2)))
-        nodes = nodes.select(
-            ["node_id", "track_id", "video_id", "view", "frame", "x", "y", "w", "h"]
-            + ["parent_id", "jpeg"]
-        )
-        out.write("nodes", nodes)
+        par_ids = parents["parent_id"].to_numpy()
+        # Nodes stream out shard by shard (memory: one shard's patches); node order is shard
+        # order, then track id, A before A' within a track: track t owns nodes 2t and 2t+1.
+        writer = out.writer("nodes")
+        tids, vids, pars, shard_of = [], [], [], []
+        for s, t in enumerate(req["tracks"]):
+            self.progress(s, len(req["tracks"]), "writing nodes")
+            nodes = track_nodes(t.output())
+            views = nodes["view"].to_numpy(zero_copy_only=False)
+            if nodes.num_rows % 2 or (views[0::2] != "A").any() or (views[1::2] != "A'").any():
+                raise ValueError(f"{t.task_id}: every kept track needs one A and one A' patch")
+            a = nodes.filter(pc.equal(nodes["view"], "A"))
+            idx = pc.index_in(a["track_id"], value_set=parents["track_id"]).to_numpy(
+                zero_copy_only=False
+            )
+            par = np.full(a.num_rows, -1, np.int32)
+            has = ~np.isnan(idx.astype(float))
+            par[has] = par_ids[idx[has].astype(np.int64)]
+            nodes = nodes.append_column("parent_id", pa.array(np.repeat(par, 2)))
+            writer.write(nodes.select(list(NODE_COLUMNS[:-1]) + ["parent_id", "jpeg"]))
+            tids.append(a["track_id"].combine_chunks())
+            vids.append(a["video_id"].combine_chunks())
+            pars.append(par)
+            shard_of.append(np.full(a.num_rows, s, np.int32))
+        tid = pa.concat_arrays(tids) if tids else pa.array([], pa.string())
+        vid = pa.concat_arrays(vids) if vids else pa.array([], pa.string())
+        par_of_track = np.concatenate(pars) if pars else np.zeros(0, np.int32)
+        n_tracks = len(tid)
+        if pc.count_distinct(tid).as_py() != n_tracks:
+            raise ValueError("track ids repeat across shards: node ids would not be unique")
+        # node index i -> its id: A ids first, then A' ids
+        ids = pa.concat_arrays(
+            [pc.binary_join_element_wise(tid, v, ":") for v in VIEWS]
+        )  # fmt: skip
+
+        def node_ids(nodes_idx: np.ndarray) -> pa.Array:
+            return ids.take(pa.array((nodes_idx % 2) * n_tracks + nodes_idx // 2))
 
         children = read_stage_table(req["children"], "children")
-        size = ChildConfig.child_size if children.num_rows == 0 else self.child_size
-        ch_tracks = pc.index_in(children["track_id"], value_set=track_ids).to_numpy(
-            zero_copy_only=False
-        )
+        size = self.child_size
+        ch_tracks = pc.index_in(children["track_id"], value_set=tid).to_numpy(zero_copy_only=False)
         members = np.asarray(ch_tracks, dtype=np.int64).reshape(-1, size)
-        video_codes = pc.dictionary_encode(a_rows["video_id"]).combine_chunks().indices
-        g = build_graph(members, n_tracks, video_codes.to_numpy(), cfg)
-
-        node_ids = nodes["node_id"].combine_chunks()
-        tid = track_ids.combine_chunks()
-        vid = a_rows["video_id"].combine_chunks()
+        video_codes = pc.dictionary_encode(vid).indices.to_numpy()
+        g = build_graph(members, n_tracks, video_codes, cfg)
         out.write(
             "edges",
             pa.table(
                 {
-                    "src": node_ids.take(pa.array(g.edge_a)),
-                    "dst": node_ids.take(pa.array(g.edge_b)),
+                    "src": node_ids(g.edge_a),
+                    "dst": node_ids(g.edge_b),
                     "edge_type": pa.array(np.array(EDGE_KINDS)[g.edge_kind]),
                     "n_children": pa.array(g.edge_children.astype(np.int32)),
                 }
@@ -295,8 +310,8 @@ class BuildGraph(StageTask):
             pa.table(
                 {
                     "pair_id": pa.array(np.arange(g.pair_a.size, dtype=np.int64)),
-                    "a": node_ids.take(pa.array(g.pair_a)),
-                    "b": node_ids.take(pa.array(g.pair_b)),
+                    "a": node_ids(g.pair_a),
+                    "b": node_ids(g.pair_b),
                     "pair_type": pa.array(np.array(PAIR_KINDS)[g.pair_kind]),
                     "a_track": tid.take(pa.array(ta)),
                     "b_track": tid.take(pa.array(tb)),
@@ -307,23 +322,40 @@ class BuildGraph(StageTask):
                 }
             ),
         )
-        self._montages(out, nodes, children, g, par_of_track)
+        shards = np.concatenate(shard_of) if shard_of else np.zeros(0, np.int32)
+        self._montages(out, req, children, g, par_of_track, shards, tid, node_ids)
         self._funnel(out, req, g.stats)
 
     def _montages(
-        self, out: StageOutput, nodes: pa.Table, children: pa.Table, g: Any, parent: np.ndarray
+        self,
+        out: StageOutput,
+        req: dict[str, Any],
+        children: pa.Table,
+        g: Any,
+        parent: np.ndarray,
+        shards: np.ndarray,
+        tid: pa.Array,
+        node_ids: Any,
     ) -> None:
-        jpegs = nodes["jpeg"].to_pylist()
+        """clusters.png (rows of child clusters) and pairs.png (columns A, B, A', B')."""
         rows, labels = cluster_sheet_rows(children, self.child_size, self.montage_rows)
-        if rows:
-            index = {n: i for i, n in enumerate(nodes["node_id"].to_pylist())}
-            imgs = [[imaging.decode_jpeg(jpegs[index[n]]) for n in r] for r in rows]
-            imaging.save_png(out.path / "clusters.png", imaging.montage(imgs, labels=labels))
         quads, qlabels = pair_sheet_rows(g, parent, self.montage_rows)
+        quad_ids = [node_ids(np.asarray(q, dtype=np.int64)).to_pylist() for q in quads]
+        wanted = sorted({n for r in rows + quad_ids for n in r})
+        jpeg: dict[str, bytes] = {}
+        if wanted:
+            want_tracks = pa.array(sorted({n.rsplit(":", 1)[0] for n in wanted}))
+            where = pc.index_in(want_tracks, value_set=tid).to_numpy(zero_copy_only=False)
+            for s in sorted({int(shards[int(i)]) for i in where}):  # only shards shown
+                nodes = track_nodes(req["tracks"][s].output())
+                sub = nodes.filter(pc.is_in(nodes["track_id"], value_set=want_tracks))
+                jpeg.update(zip(sub["node_id"].to_pylist(), sub["jpeg"].to_pylist(), strict=True))
+        if rows:
+            imgs = [[imaging.decode_jpeg(jpeg[n]) for n in r] for r in rows]
+            imaging.save_png(out.path / "clusters.png", imaging.montage(imgs, labels=labels))
         if quads:
-            imgs = [[imaging.decode_jpeg(jpegs[i]) for i in q] for q in quads]
-            sheet = imaging.montage(imgs, labels=qlabels)
-            imaging.save_png(out.path / "pairs.png", sheet)
+            imgs = [[imaging.decode_jpeg(jpeg[n]) for n in q] for q in quad_ids]
+            imaging.save_png(out.path / "pairs.png", imaging.montage(imgs, labels=qlabels))
 
     def _funnel(self, out: StageOutput, req: dict[str, Any], stats: dict[str, Any]) -> None:
         funnel: dict[str, Any] = {}

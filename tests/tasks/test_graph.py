@@ -101,9 +101,9 @@ def fake_mining(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 PARAMS: dict[str, Any] = {"k": 8, "points_per_parent": 10, "min_parent_size": 5}
 
 
-def _run(luigi_config: Callable[..., Path], lst: Path, root: Path) -> tg.BuildGraph:
+def _run(luigi_config: Callable[..., Path], lst: Path, root: Path, **extra: Any) -> tg.BuildGraph:
     luigi_config(video_list=str(lst), videos_per_shard=2, root=str(root))
-    task = tg.BuildGraph(**PARAMS)
+    task = tg.BuildGraph(**PARAMS, **extra)
     res = build([task])
     assert res.scheduling_succeeded, res.summary_text
     return task
@@ -155,8 +155,12 @@ def test_build_graph_end_to_end(fake_mining: Path, luigi_config, tmp_path: Path)
 def test_rerun_same_seed_gives_identical_manifests(
     fake_mining: Path, luigi_config, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    a = _run(luigi_config, fake_mining, tmp_path / "a")
-    b = _run(luigi_config, fake_mining, tmp_path / "b")
+    a = _run(luigi_config, fake_mining, tmp_path / "a", pca_dim=16)  # and the PCA path
+    b = _run(luigi_config, fake_mining, tmp_path / "b", pca_dim=16)
+    pca = np.load(Path(a.requires()["parents"].output().path) / "pca.npz")
+    assert pca["matrix"].shape == (16, 4356)
+    cents = common.read_stage_table(a.requires()["parents"], "parent_centroids")
+    assert len(cents["centroid"][0]) == 16
     for task_a, task_b in (
         (a, b),
         (a.requires()["children"], b.requires()["children"]),
