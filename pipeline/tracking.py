@@ -5,18 +5,23 @@ frames and decides whether the pair is valid from evidence rather than KCF's own
 (OpenCV's KCF reports failure whenever its peak falls under 0.5, which happens on many
 good tracks, and then freezes):
 
+* ``left_frame``: some box has less than ``min_inside`` of the seed box's area inside the
+  frame (OpenCV clips its box at the border, so it shrinks as the object leaves);
 * ``kcf_lost``: KCF froze for the last ``max_frozen`` frames (see below);
-* ``left_frame``: some box is less than ``min_inside`` inside the frame;
 * ``fb_fail``: tracking back from the last frame to the seed frame ends with IoU
   < ``min_fb_iou`` with the seed box (forward-backward consistency);
-* ``low_confidence``: the tracked patch changes abruptly between two frames (normalised
-  cross-correlation < ``min_step_ncc``): an occluder or a jump to another object;
+* ``low_confidence``: the tracked patch's colours change abruptly between two frames
+  (histogram intersection < ``min_step_similarity``): an occluder or a jump to another
+  object. Colour histograms, not pixel correlation: a one-pixel shift of a fine texture at
+  tracking scale flips its correlation, while its colours stay put. The same test between
+  the first and last patch (``min_end_similarity``) catches slow drift onto background,
+  which a forward-backward check misses when both directions drift alike;
 * ``near_copy``: A' is nearly identical to A (NCC > ``max_copy_ncc``): no new view.
 
 Cost: OpenCV's KCF works on a window twice the box, halves the image when that window
 exceeds 80x80 px, and does not pad its FFTs; an update costs roughly linear time in the
-box side. So frames are scaled so the box is ``track_box`` px (40: an 80x80 window, 2^4 * 5,
-the largest OpenCV tracks without its internal half-resize) and boxes are mapped back.
+box side. So frames are scaled so the box is ``track_box`` px (32: a 64x64 window, a power
+of two, below the 80x80 at which OpenCV halves the image) and boxes are mapped back.
 
 ``kcf_lost`` is the one reason taken from KCF's flag, and only when the box has been frozen
 (every update flagged failed) for the last ``max_frozen`` frames: then A' is not where the
@@ -43,11 +48,13 @@ Box = tuple[float, float, float, float]
 @dataclass(frozen=True)
 class TrackingConfig:
     track_length: int = 30  # Wang & Gupta 2015: A' is 30 frames after A
-    track_box: int = 40  # KCF box (px) while tracking: 80x80 window, largest without resize
+    track_box: int = 32  # KCF box (px) while tracking: 64x64 window (2^6), no internal resize
     max_frozen: int = 10  # trailing updates KCF flagged failed (box frozen) before "kcf_lost"
     min_fb_iou: float = 0.5  # forward-backward: back-tracked box vs seed box (issue 3)
-    min_inside: float = 0.9  # share of every box inside the frame; less = left the frame
-    min_step_ncc: float = 0.2  # consecutive tracked patches correlating less: occlusion/jump
+    min_inside: float = 0.75  # every box keeps this share of the seed area inside the frame
+    min_step_similarity: float = 0.5  # colour-histogram overlap of consecutive tracked patches
+    min_end_similarity: float = 0.4  # ... of the seed patch and the last one: slow drift
+    hist_bins: int = 4  # per channel (4^3 = 64 bins): coarse enough for 40 px patches
     max_copy_ncc: float = 0.95  # A' correlating more with A: no new view
     patch_size: int = 96  # Wang & Gupta 2015 / Wang, He & Gupta 2017 patch side
     jpeg_quality: int = 90  # stored crops: visually lossless, ~5 KB each
@@ -68,8 +75,9 @@ class TrackResult:
     fb_iou: float
     kcf_failures: int  # forward updates OpenCV's KCF flagged as failed
     frozen_tail: int  # trailing forward updates flagged failed (box frozen since)
-    min_inside: float  # smallest share of a box inside the frame
-    min_step_ncc: float  # smallest NCC of consecutive tracked patches
+    min_inside: float  # smallest in-frame area of a box over the seed box's area
+    min_step_similarity: float  # smallest colour-histogram overlap of consecutive patches
+    end_similarity: float  # colour-histogram overlap of the first and last tracked patches
     copy_ncc: float  # NCC of A' with A
     kept: bool
     reason: str  # "ok", "kcf_lost", "left_frame", "fb_fail", "low_confidence", "near_copy"
@@ -78,8 +86,8 @@ class TrackResult:
 
     @property
     def confidence(self) -> float:
-        """fb_iou x the weakest frame-to-frame patch correlation, in [0, 1]."""
-        return float(max(self.fb_iou, 0.0) * max(min(self.min_step_ncc, 1.0), 0.0))
+        """fb_iou x the weakest colour similarity (step or end), in [0, 1]."""
+        return float(self.fb_iou * min(self.min_step_similarity, self.end_similarity))
 
 
 def iou(a: Sequence[float], b: Sequence[float]) -> float:
@@ -92,11 +100,12 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def inside_fraction(box: Sequence[float], width: int, height: int) -> float:
+def inside_fraction(box: Sequence[float], width: int, height: int, area: float) -> float:
+    """Area of ``box`` inside a width x height frame, over ``area`` (the seed box's)."""
     x, y, w, h = (float(v) for v in box)
     iw = max(0.0, min(x + w, width) - max(x, 0.0))
     ih = max(0.0, min(y + h, height) - max(y, 0.0))
-    return iw * ih / (w * h) if w * h > 0 else 0.0
+    return iw * ih / area if area > 0 else 0.0
 
 
 def ncc(a: NDArray[np.generic], b: NDArray[np.generic]) -> float:
@@ -107,6 +116,14 @@ def ncc(a: NDArray[np.generic], b: NDArray[np.generic]) -> float:
     y -= y.mean()
     den = float(np.sqrt((x * x).sum() * (y * y).sum()))
     return float((x * y).sum() / den) if den > 1e-9 else 1.0
+
+
+def colour_hist(bgr: NDArray[np.uint8], bins: int) -> NDArray[np.float64]:
+    """Normalised (bins^3,) colour histogram of an image."""
+    q = (bgr.reshape(-1, 3).astype(np.intp) * bins) // 256
+    idx = (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
+    h = np.bincount(idx, minlength=bins**3).astype(np.float64)
+    return h / max(h.sum(), 1.0)
 
 
 def _kcf() -> cv2.Tracker:
@@ -164,24 +181,30 @@ def track(frames: NDArray[np.uint8], box: Sequence[float], cfg: TrackingConfig) 
     fb_iou = iou(back[-1], fwd[0])
     boxes = np.array(fwd, np.float64) / s
     boxes[0] = (x, y, w, h)
-    min_in = min(inside_fraction(b, width, height) for b in boxes)
-    # Patch correlations on the tracking-scale grey frames (cheap: track_box px).
-    greys = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in small]
-    side = min(cfg.track_box, 32)
-    patches = [crop_resize(g, b, side) for g, b in zip(greys, fwd, strict=True)]
-    step_ncc = min(ncc(p, q) for p, q in zip(patches[:-1], patches[1:], strict=True))
+    # OpenCV clips its box to the image, so a box shrinking against the border is the sign
+    # of an object leaving: compare with the seed box's area, not the box's own.
+    min_in = min(inside_fraction(b, width, height, w * h) for b in boxes)
+    # Colour similarity of consecutive tracked patches at tracking scale (cheap).
+    hists = [
+        colour_hist(crop_resize(f, b, cfg.track_box), cfg.hist_bins)
+        for f, b in zip(small, fwd, strict=True)
+    ]
+    step_sim = min(
+        float(np.minimum(p, q).sum()) for p, q in zip(hists[:-1], hists[1:], strict=True)
+    )
     crop_a = crop_resize(frames[0], boxes[0], cfg.patch_size)
     crop_b = crop_resize(frames[n - 1], boxes[-1], cfg.patch_size)
     copy_ncc = ncc(
         cv2.cvtColor(crop_a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(crop_b, cv2.COLOR_RGB2GRAY)
     )
-    if frozen >= cfg.max_frozen:
-        reason = "kcf_lost"
-    elif min_in < cfg.min_inside:
+    end_sim = float(np.minimum(hists[0], hists[-1]).sum())
+    if min_in < cfg.min_inside:
         reason = "left_frame"
+    elif frozen >= cfg.max_frozen:
+        reason = "kcf_lost"
     elif fb_iou < cfg.min_fb_iou:
         reason = "fb_fail"
-    elif step_ncc < cfg.min_step_ncc:
+    elif step_sim < cfg.min_step_similarity or end_sim < cfg.min_end_similarity:
         reason = "low_confidence"
     elif copy_ncc > cfg.max_copy_ncc:
         reason = "near_copy"
@@ -194,7 +217,8 @@ def track(frames: NDArray[np.uint8], box: Sequence[float], cfg: TrackingConfig) 
         kcf_failures=flags.count(False),
         frozen_tail=frozen,
         min_inside=min_in,
-        min_step_ncc=step_ncc,
+        min_step_similarity=step_sim,
+        end_similarity=end_sim,
         copy_ncc=copy_ncc,
         kept=reason == "ok",
         reason=reason,

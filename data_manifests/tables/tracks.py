@@ -1,0 +1,85 @@
+"""``tracks`` and ``track_videos``: TrackObjects' output (DESIGN 4.3).
+
+One ``tracks`` row per seed, kept or not: KCF's boxes from the seed frame to
+``track_length`` frames later, the evidence that decided (forward-backward IoU, share of the
+box inside the frame, colour similarity of consecutive and of first/last patches, A-A'
+correlation, KCF's own failure flags) and the reason. Kept tracks name their two
+``patches`` rows (``patch_a``, ``patch_b``). ``track_videos``: one row per video.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from data_manifests.schema import TableSchema, register
+
+_BOX = [pa.field(f"{p}_{c}", pa.float32(), nullable=False) for p in "ab" for c in "xywh"]
+
+TRACKS = register(
+    TableSchema(
+        name="tracks",
+        version=1,
+        fields=pa.schema(
+            [
+                pa.field("track_id", pa.string(), nullable=False),
+                pa.field("seed_id", pa.string(), nullable=False),
+                pa.field("video_id", pa.string(), nullable=False),
+                pa.field("frame_a", pa.int64(), nullable=False),
+                pa.field("frame_b", pa.int64(), nullable=False),
+                *_BOX,
+                pa.field("kept", pa.bool_(), nullable=False),
+                pa.field("reason", pa.string(), nullable=False),
+                pa.field("confidence", pa.float32(), nullable=False),
+                pa.field("fb_iou", pa.float32(), nullable=False),
+                pa.field("min_inside", pa.float32(), nullable=False),
+                pa.field("min_step_similarity", pa.float32(), nullable=False),
+                pa.field("end_similarity", pa.float32(), nullable=False),
+                pa.field("copy_ncc", pa.float32(), nullable=False),
+                pa.field("kcf_failures", pa.int32(), nullable=False),
+                pa.field("frozen_tail", pa.int32(), nullable=False),
+                pa.field("boxes", pa.list_(pa.float32()), nullable=False),
+                pa.field("patch_a", pa.string()),
+                pa.field("patch_b", pa.string()),
+            ]
+        ),
+        description="KCF tracks of motion seeds: boxes, validity evidence, kept/reason",
+        key=("track_id",),
+        column_docs={
+            "track_id": "<seed_id>:t<track_length>",
+            "frame_b": "frame_a + track_length: the A' frame",
+            "a_x": "A box (the seed box) in original pixels; b_*: the A' box",
+            "reason": "ok | kcf_lost | left_frame | fb_fail | low_confidence | near_copy | "
+            "too_short (video or shot ends before frame_b)",
+            "confidence": "fb_iou x min(min_step_similarity, end_similarity), in [0, 1]",
+            "fb_iou": "IoU of the backward track's seed-frame box with the seed box",
+            "min_inside": "smallest share of a box inside the frame",
+            "min_step_similarity": "smallest colour-histogram overlap of consecutive patches",
+            "end_similarity": "colour-histogram overlap of the first and last patches",
+            "copy_ncc": "grey NCC of the A and A' crops (near 1: no new view)",
+            "kcf_failures": "forward updates OpenCV's KCF flagged as failed",
+            "frozen_tail": "trailing flagged updates (box frozen since)",
+            "boxes": "(track_length + 1) x 4 boxes x, y, w, h, flattened, original pixels",
+            "patch_a": "node_id of the A patch (null unless kept); patch_b: of A'",
+        },
+    )
+)
+
+TRACK_VIDEOS = register(
+    TableSchema(
+        name="track_videos",
+        version=1,
+        fields=pa.schema(
+            [
+                pa.field("video_id", pa.string(), nullable=False),
+                pa.field("status", pa.string(), nullable=False),
+                pa.field("n_seeds", pa.int32(), nullable=False),
+                pa.field("n_kept", pa.int32(), nullable=False),
+                pa.field("wall_time_s", pa.float64(), nullable=False),
+                pa.field("error", pa.string()),
+                pa.field("traceback", pa.string()),
+            ]
+        ),
+        description="TrackObjects per video: status and track counts",
+        key=("video_id",),
+    )
+)

@@ -1,0 +1,343 @@
+"""DetectMotion(shard) and TrackObjects(shard): mining moving-object pairs (DESIGN 4.2, 4.3).
+
+- ``DetectMotion``: streams each usable video of the shard at ``frame_height`` through
+  ``pipeline.seeding`` (SURF + IDT-style camera-motion compensation + the 25%..75% moving
+  rule + best 227 box) and writes ``seeds`` (one row per seed, boxes in original pixels)
+  and ``seed_videos`` (one row per video: ok / failed with the traceback, frame counts).
+- ``TrackObjects``: tracks every seed with KCF (``pipeline.tracking``) for ``track_length``
+  frames and writes ``tracks`` (every track, kept or dropped with its reason and
+  evidence), ``patches`` (A and A' JPEGs of kept tracks), ``track_videos`` and
+  ``pairs.png``: a contact sheet of mined pairs (A beside A', as Fig. 3 of Wang & Gupta
+  2015), kept tracks first, then a few dropped ones labelled with their reason.
+
+Every numeric default lives in ``MotionConfig`` / ``TrackingConfig``; override them in
+``luigi.cfg`` under ``[DetectMotion]`` / ``[TrackObjects]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+import luigi
+import numpy as np
+import pyarrow as pa
+from numpy.typing import NDArray
+
+from pipeline import imaging
+from pipeline.motion import MotionConfig
+from pipeline.seeding import scan, select_seeds
+from pipeline.tracking import TrackingConfig, TrackResult, track
+from pipeline.video_io import VideoReader
+from tasks.common import ShardTask, StageOutput, config_from_params, read_stage_table, stage_params
+
+log = logging.getLogger(__name__)
+
+
+def usable_videos(videos: pa.Table) -> list[dict[str, Any]]:
+    """Rows of a ``videos`` table that fetched fine (status ok, with a local file)."""
+    cols = [
+        c
+        for c in ("video_id", "local_path", "status", "width", "height")
+        if c in videos.column_names
+    ]
+    return [
+        r
+        for r in videos.select(cols).to_pylist()
+        if str(r.get("status", "ok")) == "ok" and r.get("local_path")
+    ]
+
+
+def _failure(video_id: str, err: BaseException, t0: float, **zeros: int) -> dict[str, Any]:
+    return {
+        "video_id": video_id,
+        "status": "failed",
+        **zeros,
+        "wall_time_s": round(time.time() - t0, 3),
+        "error": f"{type(err).__name__}: {err}"[:500],
+        "traceback": "".join(traceback.format_exception(err))[-4000:],
+    }
+
+
+def seed_id(video_id: str, frame: int) -> str:
+    return f"{video_id}:f{frame:07d}"
+
+
+@stage_params(MotionConfig)
+class DetectMotion(ShardTask):
+    """Motion seeds of one shard's videos -> ``seeds`` + ``seed_videos``."""
+
+    may_be_empty = ("seeds",)  # a shard of static or all-moving clips has no seed
+
+    def requires(self) -> luigi.Task:
+        from tasks.fetch import FetchVideos  # lazy: importing `tasks` must not need it
+
+        return FetchVideos(shard=self.shard)
+
+    def produce(self, out: StageOutput) -> None:
+        cfg: MotionConfig = config_from_params(self, MotionConfig)
+        videos = usable_videos(read_stage_table(self.requires(), "videos"))
+        seeds_w = out.writer("seeds")
+        status_rows = []
+        for i, v in enumerate(videos):
+            self.progress(i, len(videos), f"motion {v['video_id']}")
+            t0 = time.time()
+            try:
+                rows, stat = detect_video(v["video_id"], v["local_path"], cfg)
+            except Exception as e:  # per-video failure is a row; the shard goes on
+                log.warning("DetectMotion %s failed: %s", v["video_id"], e)
+                zeros = dict.fromkeys(
+                    (
+                        "n_frames",
+                        "n_shots",
+                        "n_analysed",
+                        "n_prefiltered",
+                        "n_kept_frames",
+                        "n_seeds",
+                    ),
+                    0,
+                )
+                status_rows.append(_failure(v["video_id"], e, t0, **zeros))
+                out.count("videos_failed")
+                continue
+            seeds_w.write(rows)
+            status_rows.append({**stat, "wall_time_s": round(time.time() - t0, 3)})
+            out.count("seeds", len(rows))
+            out.count("frames", stat["n_frames"])
+        out.write("seed_videos", status_rows)
+        self.progress(len(videos), len(videos), "done")
+        self.check_failure_rate(sum(r["status"] == "failed" for r in status_rows), len(videos))
+
+
+def detect_video(
+    video_id: str, path: str, cfg: MotionConfig
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``seeds`` rows and the ``seed_videos`` row (without wall time) of one video."""
+    with VideoReader(path, height=cfg.frame_height) as reader:
+        fps = reader.fps
+        src_h, src_w = reader.source_size
+        result = scan(reader.iter_frames(), cfg)
+    work_w, work_h = result.size
+    sx, sy = src_w / max(work_w, 1), src_h / max(work_h, 1)
+    seeds = select_seeds(result, cfg)
+    rows = []
+    for s in seeds:
+        m = s.record.motion
+        assert m is not None
+        x, y, w, h = s.box
+        rows.append(
+            {
+                "seed_id": seed_id(video_id, s.frame),
+                "video_id": video_id,
+                "frame": s.frame,
+                "time": s.frame / fps if fps > 0 else 0.0,
+                "shot": s.shot,
+                "x": x * sx,
+                "y": y * sy,
+                "w": w * sx,
+                "h": h * sy,
+                "video_width": src_w,
+                "video_height": src_h,
+                "n_points": m.n_points,
+                "n_moving": m.n_moving,
+                "moving_fraction": m.moving_fraction,
+                "n_in_box": m.n_in_box,
+                "n_matches": m.n_matches,
+                "n_inliers": m.n_inliers,
+                "prefilter_score": s.record.prefilter_score,
+            }
+        )
+    stat = {
+        "video_id": video_id,
+        "status": "ok",
+        "n_frames": result.n_frames,
+        "n_shots": len(result.shot_starts),
+        "n_analysed": len(result.records),
+        "n_prefiltered": sum(r.motion is None for r in result.records),
+        "n_kept_frames": sum(r.kept for r in result.records),
+        "n_seeds": len(rows),
+        "error": None,
+        "traceback": None,
+    }
+    return rows, stat
+
+
+@stage_params(TrackingConfig)
+class TrackObjects(ShardTask):
+    """KCF tracks of one shard's seeds -> ``tracks`` + ``patches`` + ``pairs.png``."""
+
+    frame_height = luigi.IntParameter(
+        default=MotionConfig.frame_height,
+        description="decode height for tracking and crops (DetectMotion's working scale)",
+    )
+    sheet_rows = luigi.IntParameter(
+        default=16, significant=False, description="rows of the pairs contact sheet"
+    )
+    may_be_empty = ("tracks", "patches")  # no seeds, no tracks: allowed like DetectMotion
+
+    def requires(self) -> dict[str, luigi.Task]:
+        from tasks.fetch import FetchVideos
+
+        return {"videos": FetchVideos(shard=self.shard), "seeds": DetectMotion(shard=self.shard)}
+
+    def produce(self, out: StageOutput) -> None:
+        cfg: TrackingConfig = config_from_params(self, TrackingConfig)
+        req = self.requires()
+        videos = {
+            v["video_id"]: v for v in usable_videos(read_stage_table(req["videos"], "videos"))
+        }
+        seeds = read_stage_table(req["seeds"], "seeds").to_pylist()
+        by_video: dict[str, list[dict[str, Any]]] = {}
+        for s in seeds:
+            by_video.setdefault(s["video_id"], []).append(s)
+        tracks_w, patches_w = out.writer("tracks"), out.writer("patches")
+        sheet = PairSheet(int(self.sheet_rows))
+        status_rows = []
+        for i, (vid, vseeds) in enumerate(sorted(by_video.items())):
+            self.progress(i, len(by_video), f"tracking {vid}")
+            t0 = time.time()
+            try:
+                if vid not in videos:
+                    raise FileNotFoundError(f"video {vid} has seeds but no usable file")
+                tracks, patches = track_video(vid, videos[vid]["local_path"], vseeds, cfg,
+                                              int(self.frame_height), sheet)  # fmt: skip
+            except Exception as e:
+                log.warning("TrackObjects %s failed: %s", vid, e)
+                status_rows.append(_failure(vid, e, t0, n_seeds=len(vseeds), n_kept=0))
+                continue
+            tracks_w.write(tracks)
+            patches_w.write(patches)
+            n_kept = sum(t["kept"] for t in tracks)
+            out.count("tracks", len(tracks))
+            out.count("kept", n_kept)
+            for t in tracks:
+                out.count(f"reason_{t['reason']}")
+            status_rows.append(
+                {"video_id": vid, "status": "ok", "n_seeds": len(vseeds), "n_kept": n_kept,
+                 "wall_time_s": round(time.time() - t0, 3), "error": None, "traceback": None}
+            )  # fmt: skip
+        out.write("track_videos", status_rows, None)
+        if sheet.save(out.path / "pairs.png"):
+            out.note("contact_sheet", "pairs.png")
+        self.progress(len(by_video), len(by_video), "done")
+        self.check_failure_rate(sum(r["status"] == "failed" for r in status_rows), len(by_video))
+
+
+class PairSheet:
+    """Collects (A, A') crops for the contact sheet: kept tracks first, a few dropped."""
+
+    def __init__(self, max_rows: int) -> None:
+        self.max_rows = max_rows
+        self.kept: list[tuple[list[NDArray[np.uint8]], str]] = []
+        self.dropped: list[tuple[list[NDArray[np.uint8]], str]] = []
+
+    def add(self, video_id: str, frame: int, r: TrackResult) -> None:
+        bucket = self.kept if r.kept else self.dropped
+        if len(bucket) < self.max_rows:
+            tag = f"c{r.confidence:.2f}" if r.kept else r.reason
+            bucket.append(([r.crop_a, r.crop_b], f"{video_id[:10]} f{frame} {tag}"))
+
+    def save(self, path: Any) -> bool:
+        n_drop = min(len(self.dropped), max(self.max_rows // 4, self.max_rows - len(self.kept)))
+        rows = self.kept[: self.max_rows - n_drop] + self.dropped[:n_drop]
+        if not rows:
+            return False
+        imaging.save_png(path, imaging.montage([r for r, _ in rows], labels=[lb for _, lb in rows]))
+        return True
+
+
+def _box(row: Mapping[str, Any], s: float) -> tuple[float, float, float, float]:
+    return (row["x"] * s, row["y"] * s, row["w"] * s, row["h"] * s)
+
+
+def track_video(
+    video_id: str,
+    path: str,
+    seeds: list[dict[str, Any]],
+    cfg: TrackingConfig,
+    frame_height: int,
+    sheet: PairSheet | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``tracks`` and ``patches`` rows of one video's seeds."""
+    tracks, patches = [], []
+    with VideoReader(path, height=frame_height) as reader:
+        n = len(reader)
+        src_h = reader.source_size[0]
+        s = reader.size[0] / src_h  # original -> decode scale
+        for seed in sorted(seeds, key=lambda r: r["frame"]):
+            f0 = int(seed["frame"])
+            tid = f"{seed['seed_id']}:t{cfg.track_length}"
+            base = {"track_id": tid, "seed_id": seed["seed_id"], "video_id": video_id,
+                    "frame_a": f0, "frame_b": f0 + cfg.track_length}  # fmt: skip
+            if f0 + cfg.track_length >= n:
+                tracks.append(_short_row(base, seed, cfg))
+                continue
+            frames = reader.get_batch(np.arange(f0, f0 + cfg.track_length + 1))
+            r = track(frames, _box(seed, s), cfg)
+            boxes = r.boxes / s
+            row = {
+                **base,
+                **{f"a_{c}": float(v) for c, v in zip("xywh", boxes[0], strict=True)},
+                **{f"b_{c}": float(v) for c, v in zip("xywh", boxes[-1], strict=True)},
+                "kept": r.kept,
+                "reason": r.reason,
+                "confidence": r.confidence,
+                "fb_iou": r.fb_iou,
+                "min_inside": r.min_inside,
+                "min_step_similarity": r.min_step_similarity,
+                "end_similarity": r.end_similarity,
+                "copy_ncc": r.copy_ncc,
+                "kcf_failures": r.kcf_failures,
+                "frozen_tail": r.frozen_tail,
+                "boxes": boxes.astype(np.float32).ravel().tolist(),
+                "patch_a": f"{tid}:A" if r.kept else None,
+                "patch_b": f"{tid}:A'" if r.kept else None,
+            }
+            tracks.append(row)
+            if sheet is not None:
+                sheet.add(video_id, f0, r)
+            if not r.kept:
+                continue
+            for view, frame, box, crop in (("A", f0, boxes[0], r.crop_a),
+                                           ("A'", f0 + cfg.track_length, boxes[-1], r.crop_b)):  # fmt: skip
+                patches.append(
+                    {
+                        "node_id": f"{tid}:{view}",
+                        "track_id": tid,
+                        "seed_id": seed["seed_id"],
+                        "video_id": video_id,
+                        "view": view,
+                        "frame": frame,
+                        **{c: float(v) for c, v in zip("xywh", box, strict=True)},
+                        "size": cfg.patch_size,
+                        "jpeg": imaging.encode_jpeg(crop, cfg.jpeg_quality),
+                    }
+                )
+    return tracks, patches
+
+
+def _short_row(
+    base: dict[str, Any], seed: Mapping[str, Any], cfg: TrackingConfig
+) -> dict[str, Any]:
+    box = [float(seed[c]) for c in "xywh"]
+    return {
+        **base,
+        **{f"a_{c}": v for c, v in zip("xywh", box, strict=True)},
+        **{f"b_{c}": v for c, v in zip("xywh", box, strict=True)},
+        "kept": False,
+        "reason": "too_short",
+        "confidence": 0.0,
+        "fb_iou": 0.0,
+        "min_inside": 0.0,
+        "min_step_similarity": 0.0,
+        "end_similarity": 0.0,
+        "copy_ncc": 0.0,
+        "kcf_failures": 0,
+        "frozen_tail": 0,
+        "boxes": box,
+        "patch_a": None,
+        "patch_b": None,
+    }
