@@ -29,7 +29,8 @@ def _table(header: list[str], rows: list[list[object]]) -> str:
 
 
 def _mb(n: int) -> str:
-    return f"{n / 1e6:.2f} MB"
+    """Human size: kB below a megabyte, so small tables do not read as 0.00 MB."""
+    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
 
 
 def known_limits(m: Manifest) -> list[str]:
@@ -94,16 +95,22 @@ def render_card(m: Manifest, images: Mapping[str, str]) -> str:
         for s in m.sources:
             by_family[str(s["task_family"])] = by_family.get(str(s["task_family"]), 0) + 1
         for family, n in sorted(by_family.items()):
-            rows.append(
-                [family, n, ", ".join(f"{k}={v}" for k, v in m.counts.get(family, {}).items())]
-            )
+            counts = ", ".join(f"{k}={v}" for k, v in sorted(m.counts.get(family, {}).items()))
+            rows.append([family, n, counts or "-"])
         parts += [_table(["stage", "outputs", "counts"], rows), ""]
     parts += ["## Tables", ""]
     parts += [
         _table(
-            ["table", "schema", "rows", "files", "size"],
+            ["table", "schema", "rows", "files", "size", "what it holds"],
             [
-                [name, f"{t.schema_name} v{t.schema_version}", t.rows, len(t.files), _mb(t.bytes)]
+                [
+                    name,
+                    f"{t.schema_name} v{t.schema_version}",
+                    t.rows,
+                    len(t.files),
+                    _mb(t.bytes),
+                    t.description.replace("|", "/").replace("\n", " ") or "-",
+                ]
                 for name, t in sorted(m.tables.items())
             ],
         ),

@@ -10,7 +10,7 @@
       "input_url_list_sha256": "sha256 of the URL list the run mined, or null",
       "parents": ["name@version", ...],
       "licences": {"cc-by": 12, ...},             # videos per licence (``videos`` table)
-      "tables": {"pairs": {"schema_name": "pairs", "schema_version": 1,
+      "tables": {"pairs": {"schema_name": "pairs", "schema_version": 1, "description",
                            "schema": [{"name", "type", "nullable"}, ...],
                            "schema_ipc": "base64 arrow IPC schema",
                            "rows": N, "bytes": B,
@@ -61,6 +61,7 @@ class TableEntry:
     rows: int
     bytes: int
     files: list[FileEntry]
+    description: str = ""
 
     def arrow_schema(self) -> pa.Schema:
         """The exact arrow schema (with its metadata) the files were written with."""

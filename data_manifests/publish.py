@@ -250,6 +250,7 @@ def publish(
                 sum(int(f.rows or 0) for f in files),
                 sum(f.bytes for f in files),
                 files,
+                ts.description,
             )
         counts: dict[str, dict[str, int]] = {}
         for s in stages:

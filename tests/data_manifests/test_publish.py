@@ -77,6 +77,7 @@ def test_publish_writes_manifest_with_every_file_hashed(tmp_path: Path) -> None:
     readme = (d / "README.md").read_text()
     assert "cc-by | 3" in readme and "transitive | 18" in readme and "card/example-00.png" in readme
     assert "base@1" in readme and "Known limits" in readme
+    assert "| pairs | pairs v2 | 60 | 1 |" in readme and "test pairs" in readme
 
 
 def test_reshard_respects_target_size_and_keeps_rows_in_order(tmp_path: Path) -> None:
