@@ -35,9 +35,6 @@ from tasks.common import ShardTask, StageOutput, config_from_params, read_stage_
 
 log = logging.getLogger(__name__)
 
-_PATH_COLUMNS = ("local_path", "path", "file")  # where FetchVideos may name the file
-_OK = ("ok", "fetched", "success")
-
 
 def mask_rows(video_id: str, oc: ShotOutcome, jpeg_quality: int) -> list[dict[str, Any]]:
     """`masks` rows of one segmented shot (empty for rejected or skipped shots)."""
@@ -139,19 +136,16 @@ def _shrink(img: NDArray[np.uint8], s: float) -> NDArray[np.uint8]:
 
 
 def usable_videos(videos: Any) -> list[tuple[str, str]]:
-    """(video_id, local path) of the rows of a ``videos`` table that fetched fine."""
-    cols = videos.column_names
-    path_col = next((c for c in _PATH_COLUMNS if c in cols), None)
-    if path_col is None:
-        raise KeyError(f"videos table has none of the path columns {_PATH_COLUMNS}: {cols}")
-    out = []
-    for row in videos.select(
-        [c for c in ("video_id", path_col, "status") if c in cols]
-    ).to_pylist():
-        status = str(row.get("status", "ok")).lower()
-        if status in _OK and row[path_col]:
-            out.append((str(row["video_id"]), str(row[path_col])))
-    return out
+    """(video_id, local_path) of the rows of a ``videos`` table that fetched fine."""
+    missing = {"video_id", "local_path", "status"} - set(videos.column_names)
+    if missing:
+        raise KeyError(f"videos table lacks columns {sorted(missing)}")
+    rows = videos.select(["video_id", "local_path", "status"]).to_pylist()
+    return [
+        (str(r["video_id"]), str(r["local_path"]))
+        for r in rows
+        if r["status"] == "ok" and r["local_path"]
+    ]
 
 
 @stage_params(ShotConfig, UnlcConfig, PruneConfig)
