@@ -20,60 +20,22 @@ NODE_COLUMNS = ("node_id", "track_id", "video_id", "view", "frame", "x", "y", "w
 VIEWS = ("A", "A'")
 
 
-def node_id(track_id: str, view: str) -> str:
-    return f"{track_id}:{view}"
-
-
-def _first(names: list[str], *candidates: str) -> str:
-    for c in candidates:
-        if c in names:
-            return c
-    raise KeyError(f"none of the columns {candidates} in {names}")
-
-
 def track_nodes(target: StageTarget) -> pa.Table:
     """A and A' patches of the kept tracks of one TrackObjects output, as node rows."""
-    tracks = target.read_table("tracks")
-    patches = target.read_table("patches")
-    return nodes_from_tables(tracks, patches)
+    return nodes_from_tables(target.read_table("tracks"), target.read_table("patches"))
 
 
 def nodes_from_tables(tracks: pa.Table, patches: pa.Table) -> pa.Table:
-    """Node rows (NODE_COLUMNS) of the kept tracks; views normalised to 'A' / "A'"."""
-    tn = tracks.column_names
-    kept_col = next((c for c in ("kept", "valid") if c in tn), None)
-    kept = tracks if kept_col is None else tracks.filter(tracks[kept_col])
-    kept_ids = kept["track_id"]
-    p = patches.filter(pc.is_in(patches["track_id"], value_set=kept_ids))
-    pn = p.column_names
-    view_col = _first(pn, "view", "role", "which")
-    raw_view = [str(v) for v in p[view_col].to_pylist()]
-    view = ["A" if v.upper() in ("A", "0", "SEED") else "A'" for v in raw_view]
-    track = p["track_id"].cast(pa.string())
-    vid_col = "video_id" if "video_id" in pn else None
-    if vid_col is None:
-        lookup = pc.index_in(p["track_id"], value_set=tracks["track_id"])
-        video = tracks["video_id"].take(lookup)
-    else:
-        video = p[vid_col]
-    jpeg = p[_first(pn, "jpeg", "patch_jpeg", "image", "patch")]
-    out = pa.table(
-        {
-            "node_id": pa.array(
-                [node_id(t, v) for t, v in zip(track.to_pylist(), view, strict=True)]
-            ),
-            "track_id": track,
-            "video_id": video.cast(pa.string()),
-            "view": pa.array(view),
-            "frame": p[_first(pn, "frame", "frame_index")].cast(pa.int64()),
-            "x": p["x"].cast(pa.float32()),
-            "y": p["y"].cast(pa.float32()),
-            "w": p["w"].cast(pa.float32()),
-            "h": p["h"].cast(pa.float32()),
-            "jpeg": jpeg.cast(pa.binary()),
-        }
-    )
-    return out.sort_by([("track_id", "ascending"), ("view", "ascending")])
+    """Node rows (NODE_COLUMNS) of the kept tracks, sorted by (track_id, view): A, A'.
+
+    ``patches`` (data_manifests/tables/patches.py) already names its rows
+    ``<track_id>:<view>``, the graph's node ids; patches of tracks not kept are ignored.
+    """
+    kept = tracks.filter(tracks["kept"])["track_id"]
+    p = patches.filter(pc.is_in(patches["track_id"], value_set=kept))
+    if pc.any(pc.invert(pc.is_in(p["view"], value_set=pa.array(VIEWS)))).as_py():
+        raise ValueError(f"patches: view must be one of {VIEWS}")
+    return p.select(list(NODE_COLUMNS)).sort_by([("track_id", "ascending"), ("view", "ascending")])
 
 
 def decode_patches(jpegs: list[bytes], size: int) -> np.ndarray:

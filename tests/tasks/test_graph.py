@@ -1,9 +1,8 @@
 """EmbedPatches -> ClusterParents -> ChildClusters -> BuildGraph under luigi.build.
 
-Upstream is a stand-in TrackObjects over two shards whose kept tracks show synthetic
-objects of four kinds (A and A' are two looks of one kind), with ``tracks`` / ``patches``
-test definitions swapped into the schema registry, so the known answers (which pairs join
-which kinds) do not depend on the mining stage's own tables.
+Upstream is a stand-in TrackObjects over two shards writing the real ``tracks`` /
+``patches`` tables, whose kept tracks show synthetic objects of four kinds (A and A' are two
+looks of one kind), so the known answer is which pairs may join which kinds.
 """
 
 from __future__ import annotations
@@ -14,11 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
 import tasks.graph as tg
-from data_manifests import schema as S
 from pipeline import imaging
 from pipeline.shapes import ShapeConfig, shape_patches
 from tasks import common
@@ -27,44 +24,29 @@ from tests.conftest import build
 KINDS = ("disc", "cross", "bars", "triangle")
 PER_SHARD = 48  # tracks per shard (12 per kind)
 
-TRACKS = S.TableSchema(
-    name="tracks",
-    version=1,
-    description="test tracks",
-    fields=pa.schema(
-        [
-            pa.field("track_id", pa.string(), nullable=False),
-            pa.field("video_id", pa.string(), nullable=False),
-            pa.field("kept", pa.bool_(), nullable=False),
-        ]
-    ),
-    key=("track_id",),
-)
-PATCHES = S.TableSchema(
-    name="patches",
-    version=1,
-    description="test patches",
-    fields=pa.schema(
-        [
-            pa.field("track_id", pa.string(), nullable=False),
-            pa.field("view", pa.string(), nullable=False),
-            pa.field("frame", pa.int64(), nullable=False),
-            pa.field("x", pa.float32(), nullable=False),
-            pa.field("y", pa.float32(), nullable=False),
-            pa.field("w", pa.float32(), nullable=False),
-            pa.field("h", pa.float32(), nullable=False),
-            pa.field("jpeg", pa.binary(), nullable=False),
-        ]
-    ),
-    key=("track_id", "view"),
-)
-
 
 def kind_of(track_id: str) -> int:
-    return int(track_id.split("k")[1])
+    return int(track_id.split("k")[1].split(":")[0])
+
+
+def _track_row(tid: str, video: str, kept: bool) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "track_id": tid, "seed_id": tid.split(":")[0], "video_id": video,
+        "frame_a": 5, "frame_b": 35, "kept": kept, "reason": "ok" if kept else "fb_fail",
+        "confidence": 0.9, "fb_iou": 0.9, "min_inside": 1.0, "min_step_similarity": 0.9,
+        "end_similarity": 0.9, "copy_ncc": 0.5, "kcf_failures": 0, "frozen_tail": 0,
+        "boxes": [1.0, 2.0, 227.0, 227.0] * 31,
+        "patch_a": f"{tid}:A" if kept else None, "patch_b": f"{tid}:A'" if kept else None,
+    }  # fmt: skip
+    row.update(
+        {f"{p}_{c}": v for p in "ab" for c, v in zip("xywh", (1.0, 2.0, 227.0, 227.0), strict=True)}
+    )
+    return row
 
 
 class _Tracks(common.ShardTask):
+    """Stand-in TrackObjects writing the real ``tracks`` / ``patches`` tables."""
+
     def produce(self, out: common.StageOutput) -> None:
         cfg = ShapeConfig(n_per_kind=2 * PER_SHARD // len(KINDS), kinds=KINDS, seed=self.shard)
         imgs, labels = shape_patches(cfg)
@@ -73,25 +55,25 @@ class _Tracks(common.ShardTask):
         for k in range(len(KINDS)):
             own = np.flatnonzero(labels == k)
             for i in range(per_kind):
-                tid = f"s{self.shard}i{i:02d}k{k}"
-                tracks.append({"track_id": tid, "video_id": f"v{self.shard}{i % 3}", "kept": True})
+                tid = f"s{self.shard}i{i:02d}k{k}:t30"
+                video = f"v{self.shard}{i % 3}"
+                tracks.append(_track_row(tid, video, True))
                 for view, img in (("A", imgs[own[i]]), ("A'", imgs[own[per_kind + i]])):
                     patches.append(
-                        {"track_id": tid, "view": view, "frame": 5 + 30 * (view == "A'"),
-                         "x": 1.0, "y": 2.0, "w": 227.0, "h": 227.0,
+                        {"node_id": f"{tid}:{view}", "track_id": tid, "seed_id": tid[:-4],
+                         "video_id": video, "view": view, "frame": 5 + 30 * (view == "A'"),
+                         "x": 1.0, "y": 2.0, "w": 227.0, "h": 227.0, "size": 96,
                          "jpeg": imaging.encode_jpeg(img)}
                     )  # fmt: skip
-        tracks.append({"track_id": f"s{self.shard}lostk0", "video_id": "v", "kept": False})
+        tracks.append(_track_row(f"s{self.shard}lostk0:t30", "v", False))
         out.write("tracks", tracks)
         out.write("patches", patches)
-        out.count("kept_tracks", len(tracks) - 1)
+        out.count("tracks", len(tracks))
+        out.count("kept", len(tracks) - 1)
 
 
 @pytest.fixture
 def fake_mining(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    S.all_schemas()
-    monkeypatch.setitem(S.SCHEMAS, "tracks", TRACKS)
-    monkeypatch.setitem(S.SCHEMAS, "patches", PATCHES)
     monkeypatch.setattr(tg, "_tracking_task", lambda shard: _Tracks(shard=shard))
     lst = tmp_path / "videos.txt"
     lst.write_text("".join(f"file:///nowhere/v{i}.mp4\n" for i in range(4)))
