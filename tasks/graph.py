@@ -358,10 +358,21 @@ class BuildGraph(StageTask):
             imaging.save_png(out.path / "pairs.png", imaging.montage(imgs, labels=qlabels))
 
     def _funnel(self, out: StageOutput, req: dict[str, Any], stats: dict[str, Any]) -> None:
-        funnel: dict[str, Any] = {}
-        for t in req["tracks"]:
+        """Counts of every mining stage upstream (summed over shards, per task family) and
+        of the graph stages: videos -> frames -> seeds -> tracks -> ... -> pairs by type."""
+        upstream: dict[str, dict[str, Any]] = {}
+        todo = list(req["tracks"])
+        seen: set[str] = set()
+        while todo:
+            t = todo.pop()
+            if t.task_id in seen or not isinstance(t, StageTask) or not t.complete():
+                continue
+            seen.add(t.task_id)
+            fam = upstream.setdefault(t.task_family, {})
             for k, v in t.output().meta().get("counts", {}).items():
-                funnel[k] = funnel.get(k, 0) + v
+                fam[k] = fam.get(k, 0) + v
+            todo += luigi.task.flatten(t.requires())
+        funnel: dict[str, Any] = {"upstream": upstream}
         pmeta = req["parents"].output().meta().get("notes", {}).get("parents", {})
         cmeta = req["children"].output().meta().get("notes", {}).get("children", {})
         funnel.update(

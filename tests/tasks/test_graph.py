@@ -127,6 +127,7 @@ def test_build_graph_end_to_end(fake_mining: Path, luigi_config, tmp_path: Path)
     funnel = meta["notes"]["funnel"]
     assert funnel["parents_kept"] >= 4 and funnel["children"] == len(groups)
     assert funnel["pairs_intra"] == n_tracks and funnel["kept_tracks"] == n_tracks
+    assert funnel["upstream"]["_Tracks"] == {"tracks": n_tracks + 2, "kept": n_tracks}
     for png in ("clusters.png", "pairs.png"):
         img = imaging.decode_png((Path(out.path) / png).read_bytes())
         assert img.ndim == 3 and img.shape[0] > 96
