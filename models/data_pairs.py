@@ -2,10 +2,10 @@
 
 Two layouts, both explicit (:class:`PairColumns` names every column read):
 
-- ``pairs`` + ``patches``: BuildGraph's pair manifest (both node ids, the pair type, the parent
-  clusters of both ends) joined to the patch images by node id;
-- ``tracks`` + ``patches``: TrackObjects' kept tracks, each an ``intra`` pair <A, A'> without a
-  parent (negatives then come from other videos).
+- ``pairs`` + ``nodes``: BuildGraph's pair manifest (both node ids, the pair type, the parent
+  clusters and videos of both ends) joined to the node JPEGs by node id;
+- ``tracks`` + ``patches``: TrackObjects' kept tracks (``kept`` and both patch ids set), each an
+  ``intra`` pair <A, A'> without a parent (negatives then come from other videos).
 
 :class:`PairData` holds arrays (rows into one JPEG column); :class:`PairDataset` decodes in the
 loader workers. A row whose JPEG does not decode is replaced by the next decodable row (the
@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from models.images import UndecodableError, decode_rgb, resize
-from models.manifests import read_table, require_columns
+from models.manifests import has_table, read_table, require_columns
 from models.sampling import Item
 
 log = logging.getLogger(__name__)
@@ -38,16 +38,20 @@ MAX_SKIP = 64  # consecutive undecodable rows tolerated before the data is decla
 
 @dataclass(frozen=True)
 class PairColumns:
+    """Tables and columns read (data_manifests/tables: graph.py, tracks.py, patches.py)."""
+
     pairs_table: str = "pairs"
-    node_a: str = "node_a"
-    node_b: str = "node_b"
+    node_a: str = "a"
+    node_b: str = "b"
     pair_type: str = "pair_type"
-    parent_a: str = "parent_a"
-    parent_b: str = "parent_b"
+    parent_a: str = "a_parent"  # -1: the parent was dropped
+    parent_b: str = "b_parent"
+    nodes_table: str = "nodes"  # images of the pairs layout
     tracks_table: str = "tracks"
-    track_a: str = "patch_a"  # node/patch id of A in a track row
-    track_b: str = "patch_b"  # node/patch id of A'
-    images_table: str = "patches"
+    track_a: str = "patch_a"  # node id of A in a track row (null unless kept)
+    track_b: str = "patch_b"  # node id of A'
+    track_kept: str = "kept"
+    patches_table: str = "patches"  # images of the tracks layout
     image_id: str = "node_id"
     image_bytes: str = "jpeg"
     video: str = "video_id"  # in the images table
@@ -101,37 +105,42 @@ def _int_or_minus1(col: pa.ChunkedArray) -> I64:
 def load_pairs(
     sources: str | Path | Sequence[str | Path], cols: PairColumns = PairColumns()
 ) -> PairData:
-    """Pairs from ``pairs`` (if the sources have it) else from ``tracks``, with their images."""
-    images = read_table(sources, cols.images_table)
-    require_columns(images, cols.images_table, [cols.image_id, cols.image_bytes, cols.video])
+    """Pairs from ``pairs`` + ``nodes`` when the sources hold a ``pairs`` table, else from
+    ``tracks`` + ``patches``."""
+    from_tracks = not has_table(sources, cols.pairs_table)
+    images_table = cols.patches_table if from_tracks else cols.nodes_table
+    images = read_table(sources, images_table)
+    require_columns(images, images_table, [cols.image_id, cols.image_bytes, cols.video])
     ids = images.column(cols.image_id).combine_chunks()
     index = {v: i for i, v in enumerate(ids.to_pylist())}
     video_codes = np.asarray(
         pc.dictionary_encode(images.column(cols.video)).combine_chunks().indices, dtype=np.int64
     )
-    try:
-        pairs = read_table(sources, cols.pairs_table)
-        from_tracks = False
-    except ValueError:
-        pairs = read_table(sources, cols.tracks_table)
-        from_tracks = True
     if from_tracks:
+        pairs = read_table(sources, cols.tracks_table)
         require_columns(pairs, cols.tracks_table, [cols.track_a, cols.track_b])
+        ok = pc.and_(
+            pc.is_valid(pairs.column(cols.track_a)), pc.is_valid(pairs.column(cols.track_b))
+        )
+        if cols.track_kept in pairs.column_names:
+            ok = pc.and_(ok, pc.fill_null(pairs.column(cols.track_kept), False))
+        pairs = pairs.filter(ok)
         a = _rows_of(pairs.column(cols.track_a).combine_chunks(), index, "track patch")
         b = _rows_of(pairs.column(cols.track_b).combine_chunks(), index, "track patch")
         parent: I64 = np.full(len(a), -1, dtype=np.int64)
-        ptype: npt.NDArray[np.str_] = np.full(len(a), "intra", dtype=np.str_)
+        ptype: npt.NDArray[np.str_] = np.asarray(["intra"] * len(a), dtype=np.str_)
     else:
+        pairs = read_table(sources, cols.pairs_table)
         need = [cols.node_a, cols.node_b, cols.pair_type, cols.parent_a, cols.parent_b]
         require_columns(pairs, cols.pairs_table, need)
         a = _rows_of(pairs.column(cols.node_a).combine_chunks(), index, "pair node")
         b = _rows_of(pairs.column(cols.node_b).combine_chunks(), index, "pair node")
-        pa_, pb = (
-            _int_or_minus1(pairs.column(cols.parent_a)),
-            _int_or_minus1(pairs.column(cols.parent_b)),
-        )
+        pa_ = _int_or_minus1(pairs.column(cols.parent_a))
+        pb = _int_or_minus1(pairs.column(cols.parent_b))
         parent = np.where(pa_ >= 0, pa_, pb)
         ptype = np.asarray(pairs.column(cols.pair_type).to_pylist(), dtype=np.str_)
+    if len(a) == 0:
+        raise ValueError(f"no pairs to train on in {sources}")
     return PairData(
         a=a,
         b=b,

@@ -108,6 +108,28 @@ def read_table(sources: str | Path | Sequence[str | Path], table: str) -> pa.Tab
     return out
 
 
+def has_table(sources: str | Path | Sequence[str | Path], table: str) -> bool:
+    """Whether every source holds ``table`` (paths are checked without reading)."""
+    if isinstance(sources, str | Path):
+        sources = [sources]
+    for src in sources:
+        if isinstance(src, str) and is_dataset_ref(src):
+            try:
+                _read_dataset(src, table)
+            except (KeyError, FileNotFoundError):
+                return False
+            continue
+        if Path(src).is_file():
+            if Path(src).stem != table:
+                return False
+            continue
+        try:
+            table_path(src, table)
+        except ValueError:
+            return False
+    return bool(sources)
+
+
 def require_columns(t: pa.Table, table: str, columns: Sequence[str]) -> None:
     """``ValueError`` naming the missing columns and the ones present."""
     missing = [c for c in columns if c not in t.column_names]

@@ -1,24 +1,25 @@
 """Synthetic manifests with known answers, for tests, benchmarks and the demo.
 
 Patch *classes* are textures (stripe orientation and frequency); every *instance* of a class
-gets random colours and phase, and a pair is two views (shift, noise, brightness) of one
-instance. Colour dominates an untrained network's pool5, texture does not, so a ranking
-network trained on the pairs (negatives from other classes = other parents) must learn the
-texture: retrieval by class rises clearly above random init.
+has its own stripe phase, and a pair is two views of one instance with independent random
+colours (plus shift, noise, brightness). Colour dominates an untrained network's pool5 but
+is no cue for the pairs, so a ranking network trained on them (negatives from other classes
+= other parents) must learn the texture: retrieval by class rises clearly above random init.
 
-Tables are written with the column names ``models.data_*`` read by default.
+Tables are written with the schemas registered in ``data_manifests.tables``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
-import pyarrow.parquet as pq
+
+from data_manifests import schema
 
 U8 = npt.NDArray[np.uint8]
 
@@ -60,6 +61,14 @@ def patch_view(
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+def random_colours(rng: np.random.Generator) -> U8:
+    """Two stripe colours: a random gray level each, tinted a little (brightness, contrast and
+    polarity vary freely, which an untrained network's pool5 follows and texture does not)."""
+    gray = rng.integers(0, 256, (2, 1))
+    tint = rng.integers(-20, 21, (2, 3))
+    return np.clip(gray + tint, 0, 255).astype(np.uint8)
+
+
 def jpeg(img: U8, quality: int = 90) -> bytes:
     ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
@@ -74,57 +83,72 @@ def patch_instances(
     out = []
     for c in range(cfg.n_classes):
         for _ in range(cfg.instances_per_class):
-            colours = rng.integers(0, 256, (2, 3)).astype(np.uint8)
+            colours = random_colours(rng)
             out.append((c, colours, int(rng.integers(0, 2**31))))
     return out, rng
+
+
+def _write(table: str, rows: list[dict[str, Any]], path: Path) -> None:
+    ts = schema.get(table)
+    schema.write_parquet(
+        schema.table_from_rows(rows, ts), path, ts, {"producer": "models.synthetic"}
+    )
 
 
 def write_pair_manifest(
     out_dir: str | Path, cfg: SyntheticPatchConfig = SyntheticPatchConfig(), bad_rows: int = 0
 ) -> Path:
-    """``patches``, ``pairs`` (type intra, parent = class) and ``tracks`` tables in out_dir.
+    """Registered-schema tables in out_dir: ``patches`` + ``tracks`` (the TrackObjects layout)
+    and ``nodes`` + ``pairs`` (the BuildGraph layout: type intra, parent = class).
 
-    ``bad_rows`` patches get truncated JPEG bytes (undecodable) to exercise skipping.
+    Instance i is video ``vid<i>``, track ``t<i>``, nodes ``t<i>-A`` / ``t<i>-A'``.
+    ``bad_rows`` A patches get truncated JPEG bytes (undecodable) to exercise skipping.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     inst, rng = patch_instances(cfg)
-    node_id, video, blobs = [], [], []
+    patches, nodes, tracks, pairs = [], [], [], []
     for i, (c, colours, ph) in enumerate(inst):
-        for v in range(2):
-            node_id.append(2 * i + v)
-            video.append(f"vid{i:05d}")
-            blobs.append(jpeg(patch_view(c, cfg.n_classes, colours, ph, cfg.size, cfg.noise, rng)))
-    for k in range(bad_rows):
-        blobs[2 * k] = blobs[2 * k][:20]
-    patches = pa.table(
-        {
-            "node_id": pa.array(node_id, pa.int64()),
-            "video_id": video,
-            "jpeg": pa.array(blobs, pa.binary()),
-        }
-    )
-    n = len(inst)
-    cls = np.array([c for c, _, _ in inst], dtype=np.int64)
-    pairs = pa.table(
-        {
-            "node_a": pa.array(np.arange(n) * 2, pa.int64()),
-            "node_b": pa.array(np.arange(n) * 2 + 1, pa.int64()),
-            "pair_type": ["intra"] * n,
-            "parent_a": pa.array(cls, pa.int64()),
-            "parent_b": pa.array(cls, pa.int64()),
-        }
-    )
-    tracks = pa.table(
-        {
-            "patch_a": pa.array(np.arange(n) * 2, pa.int64()),
-            "patch_b": pa.array(np.arange(n) * 2 + 1, pa.int64()),
-            "video_id": [f"vid{i:05d}" for i in range(n)],
-        }
-    )
-    pq.write_table(patches, out / "patches.parquet")
-    pq.write_table(pairs, out / "pairs.parquet")
-    pq.write_table(tracks, out / "tracks.parquet")
+        track, video = f"t{i:05d}", f"vid{i:05d}"
+        ids = []
+        for v, view in enumerate(("A", "A'")):
+            if v:  # the second view gets its own colours: colour is not what pairs share
+                colours = random_colours(rng)
+            blob = jpeg(patch_view(c, cfg.n_classes, colours, ph, cfg.size, cfg.noise, rng))
+            if v == 0 and i < bad_rows:
+                blob = blob[:20]
+            node = f"{track}-{view}"
+            ids.append(node)
+            box = {
+                "frame": 30 * v,
+                "x": 10.0,
+                "y": 10.0,
+                "w": float(cfg.size),
+                "h": float(cfg.size),
+            }
+            common = {"node_id": node, "track_id": track, "video_id": video, "view": view, **box}
+            patches.append({**common, "seed_id": f"s{i:05d}", "size": cfg.size, "jpeg": blob})
+            nodes.append({**common, "parent_id": c, "jpeg": blob})
+        tracks.append(
+            {
+                "track_id": track, "seed_id": f"s{i:05d}", "video_id": video, "frame_a": 0,
+                "frame_b": 30, "kept": True, "reason": "", "confidence": 1.0, "fb_iou": 1.0,
+                "min_inside": 1.0, "min_step_similarity": 1.0, "end_similarity": 1.0,
+                "copy_ncc": 0.0, "kcf_failures": 0, "frozen_tail": 0, "boxes": [10.0] * 8,
+                "patch_a": ids[0], "patch_b": ids[1],
+                **{f"{p}_{k}": 10.0 for p in "ab" for k in "xywh"},
+            }
+        )  # fmt: skip
+        pairs.append(
+            {
+                "pair_id": i, "a": ids[0], "b": ids[1], "pair_type": "intra", "a_track": track,
+                "b_track": track, "a_video": video, "b_video": video, "a_parent": c, "b_parent": c,
+            }
+        )  # fmt: skip
+    _write("patches", patches, out / "patches.parquet")
+    _write("nodes", nodes, out / "nodes.parquet")
+    _write("tracks", tracks, out / "tracks.parquet")
+    _write("pairs", pairs, out / "pairs.parquet")
     return out
 
 
@@ -138,7 +162,7 @@ def write_labelled_folder(
         d = out / f"class_{c}"
         d.mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
-            colours = rng.integers(0, 256, (2, 3)).astype(np.uint8)
+            colours = random_colours(rng)
             img = patch_view(
                 c, cfg.n_classes, colours, int(rng.integers(0, 2**31)), cfg.size, cfg.noise, rng
             )
@@ -165,22 +189,22 @@ def object_frame(h: int, w: int, rng: np.random.Generator) -> tuple[U8, npt.NDAr
 def write_mask_manifest(
     out_dir: str | Path, n: int = 32, h: int = 120, w: int = 160, seed: int = 0, bad_rows: int = 0
 ) -> Path:
-    """``masks`` table: frame_jpeg, mask_png, kept (every 8th row not kept)."""
+    """``masks`` table (registered schema); every 8th row is not kept; the first
+    ``bad_rows`` frames are undecodable bytes."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    frames, masks, kept = [], [], []
+    rows = []
     for i in range(n):
         f, m = object_frame(h, w, rng)
-        frames.append(jpeg(f) if i >= bad_rows else b"not a jpeg")
-        masks.append(bytes(cv2.imencode(".png", m)[1].tobytes()))
-        kept.append(i % 8 != 7)
-    t = pa.table(
-        {
-            "frame_jpeg": pa.array(frames, pa.binary()),
-            "mask_png": pa.array(masks, pa.binary()),
-            "kept": kept,
-        }
-    )
-    pq.write_table(t, out / "masks.parquet")
+        rows.append(
+            {
+                "video_id": f"vid{i // 8:03d}", "shot": 0, "frame": i, "width": w, "height": h,
+                "frame_jpeg": jpeg(f) if i >= bad_rows else b"not a jpeg",
+                "mask_png": bytes(cv2.imencode(".png", m)[1].tobytes()),
+                "fg_share": float((m > 127).mean()), "border_share": 0.0,
+                "kept": i % 8 != 7, "reason": "" if i % 8 != 7 else "fg_too_small",
+            }
+        )  # fmt: skip
+    _write("masks", rows, out / "masks.parquet")
     return out

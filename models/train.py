@@ -148,6 +148,15 @@ class MetricsLog:
 
             self.tb = SummaryWriter(str(out_dir / "tensorboard"))
 
+    def truncate_after(self, step: int) -> None:
+        """On resume: drop lines logged after the checkpoint's step (they are redone)."""
+        if not self.enabled or not self.path.is_file():
+            return
+        keep = [ln for ln in self.path.read_text().splitlines() if json.loads(ln)["step"] <= step]
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text("".join(ln + "\n" for ln in keep))
+        tmp.replace(self.path)
+
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
             return
@@ -300,6 +309,7 @@ def _train(cfg: TrainConfig, ctx: dist.DistContext) -> dict[str, Any]:
         cfg.hard_after, cfg.gather_negatives, cfg.seed,
     )  # fmt: skip
     metrics = MetricsLog(out, ctx.is_main, cfg.tensorboard)
+    metrics.truncate_after(start)
     state = State(
         cfg, ctx, wrapped, model, optimizer, scaler, sc, metrics, net_spec,
         start, skipped, data.images_per_sample, data.val_batches,
