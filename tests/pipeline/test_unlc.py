@@ -7,17 +7,14 @@ import pytest
 import scipy.sparse as sp
 
 from pipeline import saliency as sal
-from pipeline.synthetic import SyntheticConfig, generate
-from pipeline.unlc import (
-    ShotRejected,
-    ShotSegmentation,
-    UnlcConfig,
+from pipeline.consensus import (
     blob_components,
     clear_low_energy_blobs,
     demote_minor_blobs,
     knn_graph,
-    segment_shot,
 )
+from pipeline.synthetic import SyntheticConfig, generate
+from pipeline.unlc import ShotRejected, ShotSegmentation, UnlcConfig, segment_shot
 
 SMALL = dict(height=120, width=160, n_frames=24, object_size=48)
 
