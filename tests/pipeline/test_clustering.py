@@ -122,3 +122,17 @@ def test_input_checks() -> None:
         cluster_parents(blobs(2, 100)[0], ParentConfig(init="nope"))
     with pytest.raises(ValueError, match="child_size"):
         cluster_children(blobs(2, 100)[0], np.zeros(200), ChildConfig(child_size=12))
+
+
+@pytest.mark.gpu
+def test_parents_on_gpu_recover_blobs() -> None:
+    import faiss
+
+    if faiss.get_num_gpus() == 0:
+        pytest.skip("faiss sees no GPU")
+    x, y = blobs(seed=4)
+    r = cluster_parents(x, ParentConfig(k=10, seed=4, use_gpu=True))
+    assert r.stats["gpus"] >= 1
+    assert adjusted_rand_score(y, r.labels) >= 0.9
+    lab, _ = assign(r.centroids, x)
+    assert (lab == r.assigned).all()

@@ -96,3 +96,17 @@ def test_pca_matches_projection_and_keeps_variance_order() -> None:
     assert apply_pca(again, x).tobytes() == y.tobytes()
     with pytest.raises(ValueError, match="PCA dim"):
         fit_pca(x, 17)
+
+
+@pytest.mark.gpu
+def test_trunk_source_on_cuda_matches_cpu(shapes) -> None:  # type: ignore[no-untyped-def]
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA")
+    p, _ = shapes
+    cfg = FeatureConfig(source="random", trunk="resnet18", init_seed=3)
+    gpu = build_source(cfg)
+    assert gpu.spec()["device"] == "cuda"
+    cpu = build_source(FeatureConfig(source="random", trunk="resnet18", init_seed=3, device="cpu"))
+    a = embed(p[:8], gpu).astype(np.float32)
+    b = embed(p[:8], cpu).astype(np.float32)
+    assert (a * b).sum(axis=1).min() > 0.999  # same features up to float rounding
