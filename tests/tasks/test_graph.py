@@ -154,3 +154,31 @@ def test_rerun_same_seed_gives_identical_manifests(
         assert files
         for name in files:
             assert (pa_ / name).read_bytes() == (pb_ / name).read_bytes(), name
+
+
+def test_nodes_from_tables_keeps_kept_tracks_in_order() -> None:
+    import pyarrow as pa
+
+    from tasks.graph_io import feature_matrix, nodes_from_tables
+
+    tracks = pa.table({"track_id": ["b", "a", "c"], "kept": [True, True, False]})
+    patches = pa.table(
+        {
+            "node_id": ["b:A'", "b:A", "a:A", "a:A'", "c:A"],
+            "track_id": ["b", "b", "a", "a", "c"],
+            "video_id": ["v"] * 5,
+            "view": ["A'", "A", "A", "A'", "A"],
+            "frame": [30, 0, 0, 30, 0],
+            **{k: [1.0] * 5 for k in "xywh"},
+            "jpeg": [b"j"] * 5,
+        }
+    )
+    nodes = nodes_from_tables(tracks, patches)
+    assert nodes["node_id"].to_pylist() == ["a:A", "a:A'", "b:A", "b:A'"]
+    bad = patches.set_column(
+        patches.column_names.index("view"), "view", pa.array(["A2", "A", "A", "A'", "A"])
+    )
+    with pytest.raises(ValueError, match="view"):
+        nodes_from_tables(tracks, bad)
+    empty = pa.table({"feature": pa.array([], pa.list_(pa.float16()))})
+    assert feature_matrix(empty).shape[0] == 0
