@@ -188,6 +188,8 @@ class State:
     skipped: set[int] = field(default_factory=set)
     images_per_sample: int = 2
     val_batches: list[dict[str, Any]] = field(default_factory=list)
+    window: dict[str, float] = field(default_factory=dict)  # stats since the last log line
+    window_t0: float = field(default_factory=time.perf_counter)
 
 
 def save(state: State) -> None:
@@ -213,8 +215,7 @@ def train_one_epoch(state: State, loader_iter: Any, n_steps: int) -> None:
     """Run ``n_steps`` optimiser steps from ``state.step``; log, check, checkpoint."""
     cfg, ctx = state.cfg, state.ctx
     step_fn = steps.STEPS[cfg.task]
-    acc: dict[str, float] = {}
-    t0, seen = time.perf_counter(), 0
+    acc = state.window
     for _ in range(n_steps):
         batch = next(loader_iter)
         state.skipped.update(batch["skipped"])
@@ -233,24 +234,27 @@ def train_one_epoch(state: State, loader_iter: Any, n_steps: int) -> None:
         state.scaler.step(state.optimizer)
         state.scaler.update()
         state.step += 1
-        seen += batch["row"].shape[0] * ctx.world_size * state.images_per_sample
+        acc["_images"] = acc.get("_images", 0.0) + (
+            batch["row"].shape[0] * ctx.world_size * state.images_per_sample
+        )
         for k, v in stats.items():
             acc[k] = acc.get(k, 0.0) + v
         n_acc = acc.get("_n", 0.0) + 1.0
         acc["_n"] = n_acc
         if state.step % cfg.log_every == 0 or state.step == cfg.steps:
-            mean = {k: v / n_acc for k, v in acc.items() if k != "_n"}
-            dt = time.perf_counter() - t0
+            mean = {k: v / n_acc for k, v in acc.items() if not k.startswith("_")}
+            dt = time.perf_counter() - state.window_t0
             state.metrics.write(
                 {
                     "step": state.step,
                     "lr": state.optimizer.param_groups[0]["lr"],
-                    "images_per_s": seen / dt if dt > 0 else 0.0,
+                    "images_per_s": acc["_images"] / dt if dt > 0 else 0.0,
                     "skipped_rows": len(state.skipped),
                     **mean,
                 }
             )
-            acc, t0, seen = {}, time.perf_counter(), 0
+            acc.clear()
+            state.window_t0 = time.perf_counter()
         if state.step % cfg.ckpt_every == 0 or state.step == cfg.steps:
             save(state)
             dist.barrier(ctx)
