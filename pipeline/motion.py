@@ -4,8 +4,9 @@ Per analysed frame t (every ``frame_step`` frames, working scale ``frame_height`
 
 1. SURF Fast-Hessian points of frame t (:mod:`pipeline.surf`).
 2. Camera motion as in IDT's ``DenseTrackStab``: matches are the SURF points plus up to
-   1000 Shi-Tomasi corners, each carried to t+1 by dense optical flow; a seeded RANSAC
-   homography (1 px) is used only with > 50 matches and > 25 inliers, else identity.
+   1000 Shi-Tomasi corners, each carried to t+1 by dense optical flow, balanced over a grid;
+   a seeded robust homography (least-median by default, RANSAC with 1 px as in IDT on
+   request) is used only with > 50 matches and > 25 inliers, else identity.
 3. A SURF point *moves* if its displacement minus the homography's exceeds 0.5 px.
 4. The frame is kept if 25%..75% of its SURF points move.
 5. The 227x227 box holding the most moving points (integral image of a count map) is the
@@ -32,6 +33,12 @@ from pipeline.surf import SurfConfig, detect
 log = logging.getLogger(__name__)
 
 FlowMethod = Literal["dis", "farneback"]
+_RANSAC = {
+    "ransac": cv2.RANSAC,
+    "lmeds": cv2.LMEDS,
+    "magsac": cv2.USAC_MAGSAC,
+    "accurate": cv2.USAC_ACCURATE,
+}
 _DIS_PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -59,6 +66,11 @@ class MotionConfig:
     min_matches: int = 50  # IDT: use the homography only with > 50 matches
     min_inliers: int = 25  # IDT: ... and > 25 RANSAC inliers
     ransac_seed: int = 0  # cv2.setRNGSeed before RANSAC: same input, same homography
+    # "lmeds" (default) | "ransac" (IDT) | "magsac" | "accurate" (cv2.USAC_*). Measured on
+    # synthetic clips: with a 1 px threshold, an object moving < 2 px/frame lets RANSAC pick
+    # a model within 1 px of both object and background (more inliers), so the background
+    # "moves"; least-median picks the majority, the background (> 50% of balanced matches).
+    ransac_method: str = "lmeds"
     moving_threshold: float = 0.5  # Wang & Gupta 2015: compensated motion > 0.5 px moves
     min_moving_fraction: float = 0.25  # frame kept if >= 25% of SURF points move ...
     max_moving_fraction: float = 0.75  # ... and <= 75% (else camera/background motion)
@@ -76,6 +88,8 @@ class MotionConfig:
     def __post_init__(self) -> None:
         if self.flow_method not in ("dis", "farneback"):
             raise ValueError(f"flow_method must be 'dis' or 'farneback', got {self.flow_method!r}")
+        if self.ransac_method not in _RANSAC:
+            raise KeyError(f"ransac_method {self.ransac_method!r}; valid: {sorted(_RANSAC)}")
         if self.dis_preset not in _DIS_PRESETS:
             raise KeyError(f"dis_preset {self.dis_preset!r}; valid: {sorted(_DIS_PRESETS)}")
         if not 0 < self.box_size <= self.frame_height:
@@ -214,7 +228,7 @@ def is_cut(t0: NDArray[np.uint8], t1: NDArray[np.uint8], cfg: MotionConfig) -> b
 def best_box(
     points: NDArray[np.float32], height: int, width: int, box: int
 ) -> tuple[tuple[float, float, float, float], int]:
-    """The box x box window holding the most points, centred on its plateau of maxima.
+    """The box x box window holding the most points, centred on the points it holds.
 
     Counts come from an integral image of the point-count map, so this is O(H W).
     Returns ((x, y, w, h), count); a frame narrower than the box gets the whole frame.
@@ -230,10 +244,15 @@ def best_box(
     sums = ii[bh:, bw:] - ii[:-bh, bw:] - ii[bh:, :-bw] + ii[:-bh, :-bw]  # top-left grid
     best = float(sums.max())
     ys, xs = np.nonzero(sums == best)
-    # All positions on the plateau hold the same points; its centre centres the box on them.
-    y0, x0 = int(round(float(ys.mean()))), int(round(float(xs.mean())))
-    if sums[y0, x0] != best:  # plateau not convex (two clusters): take a real maximum
-        y0, x0 = int(ys[len(ys) // 2]), int(xs[len(xs) // 2])
+    y0, x0 = int(ys[0]), int(xs[0])
+    # Any maximal window holds the same points; centre the box on their bounding box (it
+    # still holds them all, and the frame clamp cannot push them out: they are inside it).
+    px, py = points[:, 0], points[:, 1]
+    inside = (xi >= x0) & (xi < x0 + bw) & (yi >= y0) & (yi < y0 + bh)
+    cx = (float(px[inside].min()) + float(px[inside].max())) / 2
+    cy = (float(py[inside].min()) + float(py[inside].max())) / 2
+    x0 = int(np.clip(round(cx - bw / 2), 0, width - bw))
+    y0 = int(np.clip(round(cy - bh / 2), 0, height - bh))
     return (float(x0), float(y0), float(bw), float(bh)), int(best)
 
 
@@ -266,7 +285,9 @@ def analyse_pair(
     hom, n_inliers = eye, 0
     if len(sel) > cfg.min_matches:
         cv2.setRNGSeed(cfg.ransac_seed)
-        est, mask = cv2.findHomography(src[sel], dst[sel], cv2.RANSAC, cfg.ransac_threshold)
+        est, mask = cv2.findHomography(
+            src[sel], dst[sel], _RANSAC[cfg.ransac_method], cfg.ransac_threshold
+        )
         inl = int(mask.sum()) if mask is not None else 0
         if est is not None and inl > cfg.min_inliers:
             hom, n_inliers = np.asarray(est, np.float64), inl

@@ -16,7 +16,8 @@ good tracks, and then freezes):
   tracking scale flips its correlation, while its colours stay put. The same test between
   the first and last patch (``min_end_similarity``) catches slow drift onto background,
   which a forward-backward check misses when both directions drift alike;
-* ``near_copy``: A' is nearly identical to A (NCC > ``max_copy_ncc``): no new view.
+* ``near_copy``: A' is nearly identical to A, or A's box did not change by the A' frame
+  (grey NCC at 32 px > ``max_copy_ncc``): no new view.
 
 Cost: OpenCV's KCF works on a window twice the box, halves the image when that window
 exceeds 80x80 px, and does not pad its FFTs; an update costs roughly linear time in the
@@ -78,7 +79,7 @@ class TrackResult:
     min_inside: float  # smallest in-frame area of a box over the seed box's area
     min_step_similarity: float  # smallest colour-histogram overlap of consecutive patches
     end_similarity: float  # colour-histogram overlap of the first and last tracked patches
-    copy_ncc: float  # NCC of A' with A
+    copy_ncc: float  # max NCC of A with A', and of A with A's box at the A' frame
     kept: bool
     reason: str  # "ok", "kcf_lost", "left_frame", "fb_fail", "low_confidence", "near_copy"
     crop_a: NDArray[np.uint8]  # (patch_size, patch_size, 3) RGB
@@ -194,9 +195,14 @@ def track(frames: NDArray[np.uint8], box: Sequence[float], cfg: TrackingConfig) 
     )
     crop_a = crop_resize(frames[0], boxes[0], cfg.patch_size)
     crop_b = crop_resize(frames[n - 1], boxes[-1], cfg.patch_size)
-    copy_ncc = ncc(
-        cv2.cvtColor(crop_a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(crop_b, cv2.COLOR_RGB2GRAY)
-    )
+    # "No new view": A' looks like A, or nothing changed inside A's box at the A' frame (a
+    # static scene; the tracker's box may still wobble by a pixel). Compared at 32 px grey so
+    # that a sub-pixel shift of a fine texture does not hide a copy.
+    grey32 = [
+        np.asarray(cv2.cvtColor(crop_resize(f, b, 32), cv2.COLOR_RGB2GRAY))
+        for f, b in ((frames[0], boxes[0]), (frames[n - 1], boxes[-1]), (frames[n - 1], boxes[0]))
+    ]
+    copy_ncc = max(ncc(grey32[0], grey32[1]), ncc(grey32[0], grey32[2]))
     end_sim = float(np.minimum(hists[0], hists[-1]).sum())
     if min_in < cfg.min_inside:
         reason = "left_frame"

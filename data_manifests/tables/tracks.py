@@ -55,7 +55,8 @@ TRACKS = register(
             "min_inside": "smallest share of a box inside the frame",
             "min_step_similarity": "smallest colour-histogram overlap of consecutive patches",
             "end_similarity": "colour-histogram overlap of the first and last patches",
-            "copy_ncc": "grey NCC of the A and A' crops (near 1: no new view)",
+            "copy_ncc": "max grey NCC (32 px) of A with A' and with A's box at frame_b: "
+            "near 1 means no new view",
             "kcf_failures": "forward updates OpenCV's KCF flagged as failed",
             "frozen_tail": "trailing flagged updates (box frozen since)",
             "boxes": "(track_length + 1) x 4 boxes x, y, w, h, flattened, original pixels",

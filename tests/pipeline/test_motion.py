@@ -1,0 +1,141 @@
+"""Motion filtering and seed selection on synthetic clips with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.motion import (
+    DenseFlow,
+    MotionConfig,
+    analyse_pair,
+    best_box,
+    is_cut,
+    prefilter_score,
+    thumbnail,
+    to_grey,
+)
+from pipeline.seeding import scan, select_seeds
+from tests.mining_fixtures import clip, iou, resize_height
+
+TEXTURED = ("noise", "checker")  # blob-rich textures: SURF finds points on the object
+SCALE = 448 / 240
+CFG = MotionConfig(frame_step=2, track_length=10, min_seed_gap=8)
+
+
+def _scan(frames: np.ndarray, cfg: MotionConfig = CFG):  # type: ignore[no-untyped-def]
+    return scan(enumerate(resize_height(frames, cfg.frame_height)), cfg)
+
+
+@pytest.mark.parametrize(("seed", "pan"), [(0, (1.0, 0.5)), (1, (0.0, 0.0))])
+def test_moving_object_gives_seeds_on_the_object(seed: int, pan: tuple[float, float]) -> None:
+    frames, gt, _ = clip(
+        n_frames=32, object_size=120, speed=1.0, camera_pan=pan, seed=seed,
+        object_textures=TEXTURED,
+    )  # fmt: skip
+    res = _scan(frames)
+    kept = [r for r in res.records if r.kept and r.motion is not None]
+    assert len(kept) >= 0.75 * len(res.records)
+    ious = [iou(r.motion.box, gt[r.frame, 0] * SCALE) for r in kept if r.motion]
+    assert np.mean(np.array(ious) >= 0.5) >= 0.9, ious
+    for r in kept:
+        assert r.motion is not None
+        assert CFG.min_moving_fraction <= r.motion.moving_fraction <= CFG.max_moving_fraction
+    seeds = select_seeds(res, CFG)
+    assert 1 <= len(seeds) <= CFG.max_seeds_per_video
+    frames_ = [s.frame for s in seeds]
+    assert min(np.diff(sorted(frames_)), default=CFG.min_seed_gap) >= CFG.min_seed_gap
+    assert all(f + CFG.track_length < len(frames) for f in frames_)
+    assert all(iou(s.box, gt[s.frame, 0] * SCALE) >= 0.5 for s in seeds)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"mode": "pan_only", "camera_pan": (1.5, 0.5)},
+        {"mode": "static"},
+        {"mode": "all_moving", "object_size": 24, "speed": 1.0},
+    ],
+    ids=["pan_only", "static", "all_moving"],
+)
+def test_no_seeds_without_an_independently_moving_object(kw: dict[str, object]) -> None:
+    frames, _, _ = clip(n_frames=24, seed=2, **kw)  # type: ignore[arg-type]
+    res = _scan(frames)
+    assert not any(r.kept for r in res.records)
+    assert select_seeds(res, CFG) == []
+
+
+def test_static_and_pan_are_cheap_prefilter_skips() -> None:
+    for kw in ({"mode": "static"}, {"mode": "pan_only", "camera_pan": (1.5, 0.5)}):
+        frames, _, _ = clip(n_frames=8, seed=3, **kw)  # type: ignore[arg-type]
+        res = _scan(frames)
+        assert all(r.skipped == "prefilter_static" for r in res.records), kw
+
+
+def test_prefilter_sees_an_object() -> None:
+    frames, _, _ = clip(n_frames=4, object_size=100, speed=1.5, seed=0, object_textures=TEXTURED)
+    g = [thumbnail(to_grey(f), 64) for f in resize_height(frames, 448)]
+    score = prefilter_score(g[0], g[1], DenseFlow("dis", "ultrafast"), CFG)
+    assert CFG.prefilter_min_fraction < score < CFG.prefilter_max_fraction
+
+
+def test_cuts_split_shots_and_seeds_keep_a_track_inside_their_shot() -> None:
+    frames, _, shots = clip(
+        n_frames=40, object_size=120, speed=1.0, cut_frames=(18,), seed=0, object_textures=TEXTURED
+    )
+    cfg = MotionConfig(frame_step=2, track_length=10, min_seed_gap=4)
+    res = _scan(frames, cfg)
+    assert res.shot_starts.tolist() == [0, 18]
+    assert [r.skipped for r in res.records if r.frame == 17] in ([], ["cut"])
+    seeds = select_seeds(res, cfg)
+    assert seeds
+    for s in seeds:
+        end = 18 if s.frame < 18 else 40
+        assert s.frame + cfg.track_length < end
+        assert s.shot == shots[s.frame]
+
+
+def test_is_cut_on_thumbnails() -> None:
+    a, _, _ = clip(n_frames=3, seed=0)
+    b, _, _ = clip(n_frames=3, seed=5)
+    t = [thumbnail(to_grey(f), 64) for f in (a[0], a[1], b[0])]
+    assert not is_cut(t[0], t[1], CFG)
+    assert is_cut(t[1], t[2], CFG)
+
+
+def test_best_box_is_centred_on_the_point_cluster() -> None:
+    rng = np.random.default_rng(0)
+    pts = rng.uniform([300, 100], [360, 160], size=(50, 2)).astype(np.float32)
+    noise = np.array([[10, 10], [590, 440]], np.float32)
+    (x, y, w, h), n = best_box(np.concatenate([pts, noise]), 448, 600, 227)
+    assert n == 50 and (w, h) == (227, 227)
+    cx, cy = x + w / 2, y + h / 2
+    assert abs(cx - 330) < 10 and abs(cy - 130) < 10
+    assert 0 <= x and x + w <= 600 and 0 <= y and y + h <= 448
+
+
+def test_homography_absorbs_pure_camera_motion() -> None:
+    frames, _, _ = clip(n_frames=3, mode="pan_only", camera_pan=(2.0, 1.0), seed=4)
+    w = resize_height(frames, 448)
+    r = analyse_pair(to_grey(w[0]), to_grey(w[1]), DenseFlow(), MotionConfig())
+    assert r.n_inliers > MotionConfig().min_inliers
+    # The background moves opposite to the camera by ~(2, 1) px at 240 high: (3.7, 1.9) here.
+    assert r.homography[:2, 2] == pytest.approx([-2.0 * SCALE, -1.0 * SCALE], abs=0.4)
+    assert r.moving_fraction < 0.05 and r.reason == "too_few_moving"
+
+
+def test_same_input_same_result() -> None:
+    frames, _, _ = clip(n_frames=3, object_size=120, seed=0, object_textures=TEXTURED)
+    w = resize_height(frames, 448)
+    a = analyse_pair(to_grey(w[0]), to_grey(w[1]), DenseFlow(), MotionConfig())
+    b = analyse_pair(to_grey(w[0]), to_grey(w[1]), DenseFlow(), MotionConfig())
+    assert a.box == b.box and np.array_equal(a.homography, b.homography)
+
+
+def test_config_rejects_bad_values() -> None:
+    with pytest.raises(KeyError, match="valid"):
+        MotionConfig(ransac_method="nope")
+    with pytest.raises(ValueError, match="box_size"):
+        MotionConfig(box_size=500)
+    with pytest.raises(ValueError, match="RGB"):
+        to_grey(np.zeros((4, 4), np.uint8))
