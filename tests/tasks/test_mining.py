@@ -1,0 +1,80 @@
+"""FetchVideos -> DetectMotion -> TrackObjects under luigi.build on a tiny synthetic shard."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.imaging import decode_jpeg
+from pipeline.synthetic import write_video
+from tasks.common import read_stage_table
+from tasks.mining import DetectMotion, TrackObjects
+from tests.conftest import build
+from tests.mining_fixtures import clip, iou
+
+
+def test_detect_and_track_build(tmp_path: Path, luigi_config: Callable[..., Path]) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    moving, gt, _ = clip(n_frames=40, object_size=120, speed=1.0, seed=1,
+                         object_textures=("noise", "checker"))  # fmt: skip
+    write_video(media / "moving.mp4", moving, 25.0)
+    still, _, _ = clip(n_frames=20, mode="static", seed=2)
+    write_video(media / "still.mp4", still, 25.0)
+    lst = tmp_path / "videos.csv"
+    lst.write_text(
+        "url,video_id\n"
+        f"{media / 'moving.mp4'},moving\n{media / 'still.mp4'},still\n"
+    )
+    luigi_config(video_list=str(lst), videos_per_shard=2)
+    luigi_config(section="DetectMotion", frame_step=3, track_length=12, min_seed_gap=8)
+    luigi_config(section="TrackObjects", track_length=12)
+    task = TrackObjects(shard=0)
+    res = build([task])
+    assert res.scheduling_succeeded, res.summary_text
+
+    motion = DetectMotion(shard=0)
+    seeds = read_stage_table(motion, "seeds").to_pylist()
+    status = {r["video_id"]: r for r in read_stage_table(motion, "seed_videos").to_pylist()}
+    assert status["moving"]["status"] == status["still"]["status"] == "ok"
+    assert status["still"]["n_seeds"] == 0 and status["still"]["n_kept_frames"] == 0
+    assert status["moving"]["n_frames"] == 40
+    assert seeds and {s["video_id"] for s in seeds} == {"moving"}
+    for s in seeds:
+        assert s["frame"] + 12 < 40
+        assert s["seed_id"] == f"moving:f{s['frame']:07d}"
+        # Boxes are in original pixels: 227 at 448 high is ~121.6 px at 240 high.
+        assert abs(s["w"] - 227 * 240 / 448) < 1.0
+        assert iou((s["x"], s["y"], s["w"], s["h"]), gt[s["frame"], 0]) >= 0.5
+
+    tracks = read_stage_table(task, "tracks").to_pylist()
+    patches = read_stage_table(task, "patches").to_pylist()
+    assert len(tracks) == len(seeds)  # every seed gets a row, kept or not
+    kept = [t for t in tracks if t["kept"]]
+    assert kept, [(t["reason"], t["fb_iou"]) for t in tracks]
+    assert len(patches) == 2 * len(kept)
+    by_node = {p["node_id"]: p for p in patches}
+    for t in kept:
+        a, b = by_node[t["patch_a"]], by_node[t["patch_b"]]
+        assert (a["view"], b["view"]) == ("A", "A'")
+        assert b["frame"] - a["frame"] == 12 == t["frame_b"] - t["frame_a"]
+        assert decode_jpeg(a["jpeg"]).shape == (96, 96, 3)
+        assert len(t["boxes"]) == 13 * 4
+        assert iou((t["b_x"], t["b_y"], t["b_w"], t["b_h"]), gt[t["frame_b"], 0]) >= 0.3
+    for t in tracks:
+        assert t["kept"] == (t["reason"] == "ok")
+        assert (t["patch_a"] is None) == (not t["kept"])
+    out = Path(task.output().path)
+    assert (out / "pairs.png").stat().st_size > 0
+    meta = json.loads((out / "_meta.json").read_text())
+    assert meta["counts"]["kept"] == len(kept)
+    videos = {r["video_id"]: r for r in read_stage_table(task, "track_videos").to_pylist()}
+    assert videos["moving"]["n_seeds"] == len(seeds) and "still" not in videos
+    # Same parameters, same outputs: rerunning is a no-op that finds the task complete.
+    assert build([TrackObjects(shard=0)]).scheduling_succeeded
+    assert np.array_equal(
+        read_stage_table(task, "tracks")["boxes"].to_pylist(), [t["boxes"] for t in tracks]
+    )
