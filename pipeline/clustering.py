@@ -50,9 +50,10 @@ class ParentConfig:
     early_stop_threshold: float = 0.0  # faiss default: stop only when the objective is unchanged
     init: str = "greedy_kmeans++"  # greedy k-means++ seeding (below); faiss's random /
     # k-means++ / AFK-MC2 split one planted blob and merge two in 30-90% of runs (measured)
-    init_points_per_centroid: int = 16  # seeding sample K*16 (80k points at K=5000)
-    init_trials: int = 16  # D^2 draws per pick; sklearn's 2+ln K failed 3/30 planted runs,
-    # 16 failed 0/30 (measured); cost ~ K * sample * d * trials flops
+    init_points_per_centroid: int = 8  # seeding sample K*8 (40k points at K=5000); 4 failed
+    # 2/30 planted runs, 8 failed 0/30 (measured)
+    init_trials: int = 16  # D^2 draws per pick; sklearn's 2+ln K failed 1-3/30 planted runs,
+    # 16 failed 0/30 (measured); seeding costs ~2 K * sample * d * trials flops
     nredo: int = 1  # one run: reruns multiply cost for little gain at these K
     seed: int = 1234  # faiss's own default seed, made explicit
     use_gpu: bool = True  # use faiss GPUs when faiss sees any at run time
