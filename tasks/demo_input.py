@@ -39,12 +39,27 @@ DEMO_CLIPS: tuple[DemoClip, ...] = (
 )
 
 
+# Mixed so that every shard of 3 holds a clip with a moving object (a shard with no seeds
+# at all is an empty output, which the run model treats as an error).
+LIST_ORDER = (
+    "one_object_pan",
+    "static",
+    "two_objects",
+    "pan_only",
+    "ellipse_zoom",
+    "not_a_video",
+    "shot_cut",
+    "duplicate",
+    "object_pan_left",
+)
+
+
 def write_demo_input(out_dir: str | Path) -> Path:
     """Write the demo clips (mp4, H.264) and ``videos.csv`` into ``out_dir``; returns the
     list's path. Existing clips are kept (generation is deterministic)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    entries = {}
     for clip in DEMO_CLIPS:
         path = out / f"{clip.name}.mp4"
         if not path.exists():
@@ -52,11 +67,20 @@ def write_demo_input(out_dir: str | Path) -> Path:
             tmp = path.with_suffix(".tmp.mp4")
             write_video(tmp, video.frames, video.fps)
             tmp.replace(path)
-        rows.append({"url": path.resolve().as_uri(), "video_id": clip.name, "licence": LICENCE})
+        entries[clip.name] = {
+            "url": path.resolve().as_uri(),
+            "video_id": clip.name,
+            "licence": LICENCE,
+        }
     broken = out / "not_a_video.mp4"
     broken.write_text("this file is text, not a video\n")
-    rows.append({"url": str(broken.resolve()), "video_id": "not_a_video", "licence": LICENCE})
-    rows.append(dict(rows[0], video_id=""))  # the first URL again: a duplicate row
+    entries["not_a_video"] = {
+        "url": str(broken.resolve()),
+        "video_id": "not_a_video",
+        "licence": LICENCE,
+    }
+    entries["duplicate"] = dict(entries["one_object_pan"], video_id="")  # the same URL again
+    rows = [entries[k] for k in LIST_ORDER]
     list_path = out / "videos.csv"
     with list_path.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["url", "video_id", "licence"])
