@@ -142,3 +142,28 @@ def chunked(data: bytes) -> Behaviour:
         h.close_connection = True
 
     return fn
+
+
+def slow(data: bytes, seconds: float) -> Behaviour:
+    """Wait `seconds`, then serve `data` (keeps a worker busy for a while)."""
+    inner = serve_bytes(data)
+
+    def fn(h: BaseHTTPRequestHandler, hit: int) -> None:
+        threading.Event().wait(seconds)
+        inner(h, hit)
+
+    return fn
+
+
+def hold(data: bytes, at: int, gate: threading.Event, seconds: float = 60.0) -> Behaviour:
+    """Promise `data`, send `at` bytes, then wait for `gate` (or `seconds`) before closing."""
+
+    def fn(h: BaseHTTPRequestHandler, hit: int) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data[:at])
+        h.wfile.flush()
+        gate.wait(seconds)
+
+    return fn
