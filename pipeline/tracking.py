@@ -32,7 +32,7 @@ object is at the A' frame, whatever the other checks say.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -156,6 +156,32 @@ def _scale_frames(frames: Sequence[NDArray[np.uint8]], s: float) -> list[NDArray
         cv2.cvtColor(cv2.resize(f, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2BGR)
         for f in frames
     ]
+
+
+def follow(
+    frames: Iterable[NDArray[np.uint8]], box: Sequence[float], cfg: TrackingConfig
+) -> NDArray[np.float64]:
+    """KCF over a whole sequence, one frame at a time (bounded memory), at the tracking scale.
+
+    frames: (H, W, 3) uint8 RGB, the first one holding ``box``. Returns (T, 4) boxes in the
+    input pixels, the first being ``box``; a failed update keeps the previous box.
+    """
+    x, y, w, h = (float(v) for v in box)
+    if w <= 0 or h <= 0:
+        raise ValueError(f"box {tuple(box)} has no area")
+    s = cfg.track_box / max(w, h)
+    tr = _kcf()
+    out: list[Box] = [(x * s, y * s, w * s, h * s)]
+    for i, f in enumerate(frames):
+        small = _scale_frames([f], s)[0]
+        if i == 0:
+            tr.init(small, tuple(int(round(v)) for v in out[0]))
+            continue
+        ok, b = tr.update(small)
+        out.append(tuple(float(v) for v in b) if ok else out[-1])  # type: ignore[arg-type]
+    boxes = np.array(out, np.float64) / s
+    boxes[0] = (x, y, w, h)
+    return boxes
 
 
 def track(frames: NDArray[np.uint8], box: Sequence[float], cfg: TrackingConfig) -> TrackResult:

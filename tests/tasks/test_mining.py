@@ -25,10 +25,7 @@ def test_detect_and_track_build(tmp_path: Path, luigi_config: Callable[..., Path
     still, _, _ = clip(n_frames=20, mode="static", seed=2)
     write_video(media / "still.mp4", still, 25.0)
     lst = tmp_path / "videos.csv"
-    lst.write_text(
-        "url,video_id\n"
-        f"{media / 'moving.mp4'},moving\n{media / 'still.mp4'},still\n"
-    )
+    lst.write_text(f"url,video_id\n{media / 'moving.mp4'},moving\n{media / 'still.mp4'},still\n")
     luigi_config(video_list=str(lst), videos_per_shard=2)
     luigi_config(section="DetectMotion", frame_step=3, track_length=12, min_seed_gap=8)
     luigi_config(section="TrackObjects", track_length=12)

@@ -1,0 +1,60 @@
+"""EvaluateTracking on a synthetic OTB-layout folder written here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.imaging import encode_jpeg
+from tasks.tracking_eval import EvaluateTracking, read_boxes
+from tests.conftest import build
+from tests.mining_fixtures import clip
+
+
+def _write_seq(root: Path, name: str, frames: np.ndarray, boxes: np.ndarray, sep: str) -> None:
+    (root / name / "img").mkdir(parents=True)
+    for i, f in enumerate(frames):
+        (root / name / "img" / f"{i + 1:04d}.jpg").write_bytes(encode_jpeg(f, 95))
+    lines = [sep.join(f"{v:g}" for v in b) for b in boxes]
+    (root / name / "groundtruth.txt").write_text("\n".join(lines) + "\n")
+
+
+def test_evaluate_tracking(
+    tmp_path: Path, luigi_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    luigi_config()
+    root = tmp_path / "otb"
+    good, gt_good, _ = clip(n_frames=36, object_size=80, speed=1.37, camera_pan=(1.0, 0.5), seed=1)
+    _write_seq(root, "Good", good, gt_good[:, 0], ",")
+    # Ground truth of another clip over these frames: the tracker cannot agree with it.
+    wrong, _, _ = clip(n_frames=36, object_size=80, speed=1.37, seed=4)
+    wrong_gt = gt_good[:, 0].copy()
+    wrong_gt[:, 0] = (wrong_gt[:, 0] + 150) % 200
+    _write_seq(root, "Wrong", wrong, wrong_gt, "\t")
+    (root / "notaseq").mkdir()
+    out = tmp_path / "eval"
+    task = EvaluateTracking(data_root=str(root), out_dir=str(out), track_length=15)
+    assert build([task]).scheduling_succeeded
+    assert "EvaluateTracking wrote" in capsys.readouterr().out
+    m = json.loads((out / "metrics.json").read_text())
+    good_m, wrong_m = m["sequences"]["Good"], m["sequences"]["Wrong"]
+    assert good_m["windows"] == 3  # starts 0, 10, 20 (+15 < 36)
+    assert good_m["success"] >= 2 / 3 and good_m["precision_20px"] > 0.8
+    assert wrong_m["precision_20px"] < 0.5
+    assert m["overall"]["windows"] == 6 and set(m["sequences"]) == {"Good", "Wrong"}
+    pred = read_boxes(out / "Good.txt")
+    assert pred.shape == (36, 4) and np.allclose(pred[0], gt_good[0, 0], atol=0.01)
+    table = (out / "metrics.md").read_text()
+    assert "| Good |" in table and "**overall**" in table
+
+
+def test_read_boxes_tolerates_separators_and_bad_lines(tmp_path: Path) -> None:
+    p = tmp_path / "gt.txt"
+    p.write_text("1,2,3,4\n5\t6\t7\t8\n\nNaN,1,2,3\n9 10 11 12\n")
+    b = read_boxes(p)
+    assert b.shape == (5, 4) and b[0].tolist() == [1, 2, 3, 4] and b[4].tolist() == [9, 10, 11, 12]
+    assert np.isnan(b[2]).all() and np.isnan(b[3, 0])
