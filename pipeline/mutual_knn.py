@@ -15,6 +15,7 @@ padded with -1 (kNN lists) or with the sentinel N (mutual lists, so padding sort
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import faiss
 import numpy as np
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
+_SMALL_GROUP = 4096  # points: below this a group's search is one thread's job
 
 
 def knn_within_groups(
@@ -51,21 +53,45 @@ def knn_within_groups(
     sorted_groups = groups[order]
     starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
     ends = np.r_[starts[1:], n]
+    spans = [
+        (s, e) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)
+        if e - s >= 2 and sorted_groups[s] >= 0
+    ]  # fmt: skip
     xf = np.ascontiguousarray(x, dtype=np.float32)
-    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-        if sorted_groups[s] < 0 or e - s < 2:
-            continue
+
+    def search(span: tuple[int, int]) -> None:
+        s, e = span
         idx = order[s:e]
         xg = np.ascontiguousarray(xf[idx])
-        m = e - s
-        kk = min(k + 1, m)
         index = faiss.IndexFlatIP(d)
         index.add(xg)
-        dist, local = index.search(xg, kk)
+        dist, local = index.search(xg, min(k + 1, e - s))
         local_nbr, local_sim = _drop_self(local.astype(np.int64), dist)
         kept = local_nbr.shape[1]
         nbr[idx, :kept] = np.where(local_nbr >= 0, idx[np.maximum(local_nbr, 0)], -1)
         sim[idx, :kept] = np.where(local_nbr >= 0, local_sim, -np.inf)
+
+    # Small groups (parents: a few hundred points) cost more in OpenMP start-up than in
+    # arithmetic, so they run one per thread (faiss releases the GIL; each worker sets its
+    # own OpenMP team to 1); large groups use every thread in this one. Rows written by
+    # different groups are disjoint, and each group's result is independent of scheduling.
+    workers = max(1, faiss.omp_get_max_threads())
+    small = [sp for sp in spans if sp[1] - sp[0] <= _SMALL_GROUP]
+    for sp in spans:
+        if sp[1] - sp[0] > _SMALL_GROUP:
+            search(sp)
+
+    def run_slice(part: list[tuple[int, int]]) -> None:
+        faiss.omp_set_num_threads(1)
+        for sp in part:
+            search(sp)
+
+    if workers == 1 or len(small) < 2:
+        for sp in small:
+            search(sp)
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(run_slice, [small[i::workers] for i in range(workers)]))
     return nbr, sim
 
 

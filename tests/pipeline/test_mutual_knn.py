@@ -100,3 +100,17 @@ def test_greedy_disjoint_equals_sequential_greedy() -> None:
             ref.append(i)
             taken |= set(groups[i].tolist())
     assert got.tolist() == sorted(ref)
+
+
+def test_large_group_path_matches_small_group_path() -> None:
+    rng = np.random.default_rng(5)
+    x = _unit(rng, 4200, 6)  # one group above the one-thread-per-group size
+    groups = np.zeros(4200, np.int64)
+    groups[:40] = 1  # and one small group
+    nbr, _ = mutual_knn.knn_within_groups(x, groups, 4)
+    sims = x @ x.T
+    np.fill_diagonal(sims, -np.inf)
+    for i in (0, 39, 40, 1000, 4199):
+        same = np.flatnonzero(groups == groups[i])
+        ref = same[np.argsort(-sims[i, same], kind="stable")[:4]]
+        assert set(nbr[i].tolist()) == set(ref.tolist())
