@@ -121,14 +121,18 @@ class PublishDataset(luigi.Task):
     )
 
     def requires(self) -> list[luigi.Task]:
-        """The final stage tasks named by ``upstream``, with their configured parameters."""
+        """The final stage tasks named by ``upstream``, with their configured parameters
+        (every shard of a sharded stage, e.g. ``SegmentMotion``)."""
         out = []
         for family in self.upstream:
             try:
                 cls = luigi.task_register.Register.get_task_cls(str(family))
             except luigi.task_register.TaskClassException as e:
                 raise ValueError(f"upstream {family!r}: {e}") from e
-            out.append(cls())
+            if "shard" in cls.get_param_names():
+                out.extend(cls(shard=s) for s in range(shard_count()))
+            else:
+                out.append(cls())
         return out
 
     def registry_url(self) -> str:

@@ -90,7 +90,13 @@ def test_upstream_chooses_the_run_when_the_root_holds_two(luigi_config, tmp_path
     assert build([_Graph(), _Graph(n_shards=1)]).scheduling_succeeded
     with pytest.raises(AmbiguousRunError, match="several outputs of _Graph"):
         PublishDataset(name="d", version="1", tables=["pairs"]).run()
-    task = PublishDataset(name="d", version="1", tables=["pairs", "videos"], upstream=["_Graph"])
+    task = PublishDataset(
+        name="d", version="1", tables=["pairs", "videos"], upstream=["_Graph", "_Fetch"]
+    )
+    assert [t.task_id for t in task.requires()][1:] == [
+        _Fetch(shard=0).task_id,
+        _Fetch(shard=1).task_id,
+    ]
     assert build([task]).scheduling_succeeded and task.complete()
     m = Registry(str(reg)).manifest("d@1")
     assert m.config["_Graph"]["n_shards"] == "2"
