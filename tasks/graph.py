@@ -97,6 +97,8 @@ class EmbedPatches(ShardTask):
             imgs = decode_patches(jpegs[s : s + step], cfg.patch_size)
             feats[s : s + step] = features.embed(imgs, source, cfg.batch_size)
         valid = np.abs(feats.astype(np.float32)).sum(axis=1) > 0
+        if a.num_rows * source.dim >= 2**31:  # list<> offsets are int32
+            raise ValueError(f"shard {self.shard}: {a.num_rows} patches; use smaller shards")
         flat = pa.array(feats.reshape(-1), type=pa.float16())
         offsets = pa.array(np.arange(a.num_rows + 1, dtype=np.int32) * source.dim)
         table = pa.table(

@@ -50,13 +50,24 @@ def decode_patches(jpegs: list[bytes], size: int) -> np.ndarray:
 
 
 def feature_matrix(emb: pa.Table) -> np.ndarray:
-    """(N, d) float16 matrix of an ``embeddings`` table's list<float16> column."""
-    col = emb["feature"].combine_chunks()
+    """(N, d) float16 matrix of an ``embeddings`` table's list<float16> column, filled chunk
+    by chunk (a combined chunk would overflow list offsets past 2^31 values)."""
+    col = emb["feature"]
     n = len(col)
     if n == 0:
         return np.zeros((0, 0), np.float16)
-    flat = col.flatten().to_numpy(zero_copy_only=False)
-    return np.asarray(flat, dtype=np.float16).reshape(n, -1)
+    d = len(col[0])
+    out = np.empty((n, d), np.float16)
+    row = 0
+    for chunk in col.chunks:
+        if len(chunk) == 0:
+            continue
+        flat = np.asarray(chunk.flatten().to_numpy(zero_copy_only=False), dtype=np.float16)
+        if flat.size != len(chunk) * d:
+            raise ValueError(f"embeddings: features of mixed dimensions (expected {d})")
+        out[row : row + len(chunk)] = flat.reshape(-1, d)
+        row += len(chunk)
+    return out
 
 
 def cluster_sheet_rows(

@@ -182,3 +182,7 @@ def test_nodes_from_tables_keeps_kept_tracks_in_order() -> None:
         nodes_from_tables(tracks, bad)
     empty = pa.table({"feature": pa.array([], pa.list_(pa.float16()))})
     assert feature_matrix(empty).shape[0] == 0
+    f = np.arange(12, dtype=np.float16).reshape(4, 3)
+    parts = [pa.table({"feature": pa.array(list(f[i : i + 2]), pa.list_(pa.float16()))})
+             for i in (0, 2)]  # fmt: skip
+    assert (feature_matrix(pa.concat_tables(parts)) == f).all()
