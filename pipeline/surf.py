@@ -83,7 +83,7 @@ class Keypoints:
 def opencv_surf_available() -> bool:
     """True when this cv2 build has the non-free SURF implementation."""
     try:
-        cv2.xfeatures2d.SURF_create(100.0)
+        cv2.xfeatures2d.SURF_create(100.0)  # type: ignore[attr-defined]
     except (AttributeError, cv2.error):
         return False
     return True
@@ -121,16 +121,30 @@ def _haar(
     n_i: int,
     n_j: int,
     step: int,
-    boxes: dict[tuple[int, int], NDArray[np.float32]],
+    boxes: dict[tuple[int, int], NDArray[np.generic]],
 ) -> NDArray[np.float32]:
     """Weighted sum of lobe means for every filter top-left (i*step, j*step).
 
-    Lobe sums come from ``cv2.boxFilter`` with the anchor at the window's top-left (same
-    sums as four integral-image look-ups, exact in float32 below 2**24, but SIMD in C);
-    ``boxes`` caches one filtered image per lobe shape.
+    At step 1, lobe sums come from ``cv2.boxFilter`` with the anchor at the window's top-left
+    (the integral-image sums, exact in float32 below 2**24, but SIMD in C); ``boxes`` caches
+    one filtered image per lobe shape. Sparser octaves read the integral image (int32: the
+    sums stay below 255 * 2**18 * 2**10) at the samples only.
     """
     acc = np.zeros((n_i, n_j), np.float32)
     ri, rj = n_i * step, n_j * step
+    if step > 1:  # sparse samples: four integral look-ups per sample beat full-size filters
+        ii = boxes.get((0, 0))
+        if ii is None:
+            ii = boxes[(0, 0)] = cv2.integral(grey, sdepth=cv2.CV_32S)
+        for x1, y1, x2, y2, w in pattern:
+            s = (
+                ii[y2 : y2 + ri : step, x2 : x2 + rj : step]
+                - ii[y1 : y1 + ri : step, x2 : x2 + rj : step]
+                - ii[y2 : y2 + ri : step, x1 : x1 + rj : step]
+                + ii[y1 : y1 + ri : step, x1 : x1 + rj : step]
+            )
+            acc += np.float32(w) * s.astype(np.float32)
+        return acc
     for x1, y1, x2, y2, w in pattern:
         shape = (x2 - x1, y2 - y1)
         if shape not in boxes:
@@ -158,7 +172,7 @@ def _layer(
     n_i = 1 + (h - size) // step
     n_j = 1 + (w - size) // step
     margin = (size // 2) // step
-    boxes: dict[tuple[int, int], NDArray[np.float32]] = {}
+    boxes: dict[tuple[int, int], NDArray[np.generic]] = {}
     dxx = _haar(grey, _scaled_pattern(_DX, size), n_i, n_j, step, boxes)
     dyy = _haar(grey, _scaled_pattern(_DY, size), n_i, n_j, step, boxes)
     dxy = _haar(grey, _scaled_pattern(_DXY, size), n_i, n_j, step, boxes)
@@ -293,7 +307,7 @@ def detect(
 def _detect_opencv(grey: NDArray[np.uint8], cfg: SurfConfig) -> Keypoints:
     if not opencv_surf_available():
         raise RuntimeError("cv2.xfeatures2d.SURF_create needs a non-free OpenCV build")
-    surf = cv2.xfeatures2d.SURF_create(
+    surf = cv2.xfeatures2d.SURF_create(  # type: ignore[attr-defined]
         cfg.hessian_threshold, cfg.n_octaves, cfg.n_octave_layers, False, True
     )
     kps = surf.detect(grey, None)
