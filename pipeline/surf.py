@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -121,7 +122,7 @@ def _haar(
     n_i: int,
     n_j: int,
     step: int,
-    boxes: dict[tuple[int, int], NDArray[np.generic]],
+    boxes: dict[tuple[int, int], NDArray[Any]],
 ) -> NDArray[np.float32]:
     """Weighted sum of lobe means for every filter top-left (i*step, j*step).
 
@@ -172,7 +173,7 @@ def _layer(
     n_i = 1 + (h - size) // step
     n_j = 1 + (w - size) // step
     margin = (size // 2) // step
-    boxes: dict[tuple[int, int], NDArray[np.generic]] = {}
+    boxes: dict[tuple[int, int], NDArray[Any]] = {}
     dxx = _haar(grey, _scaled_pattern(_DX, size), n_i, n_j, step, boxes)
     dyy = _haar(grey, _scaled_pattern(_DY, size), n_i, n_j, step, boxes)
     dxy = _haar(grey, _scaled_pattern(_DXY, size), n_i, n_j, step, boxes)
