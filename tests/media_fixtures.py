@@ -77,3 +77,26 @@ def grayscale_video(path: Path) -> Path:
 def not_a_video(path: Path) -> Path:
     path.write_bytes(b"<!doctype html><html><body>Sorry, this page is gone.</body></html>\n")
     return path
+
+
+def vfr_video(path: Path, n_frames: int = 20) -> tuple[Path, list[float]]:
+    """Variable frame rate H.264 mp4: frame gaps alternate 20 ms and 60 ms.
+    Returns the path and the presentation times (s) written."""
+    from fractions import Fraction
+
+    frames = generate(replace(SMALL, n_frames=n_frames)).frames
+    times_ms = [sum(20 if k % 2 == 0 else 60 for k in range(i)) for i in range(n_frames)]
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        assert isinstance(s, av.VideoStream)
+        s.width, s.height, s.pix_fmt = SMALL.width, SMALL.height, "yuv420p"
+        s.time_base = Fraction(1, 1000)
+        s.codec_context.time_base = Fraction(1, 1000)
+        for f, t in zip(frames, times_ms, strict=True):
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24")
+            vf.pts, vf.time_base = t, Fraction(1, 1000)
+            for pkt in s.encode(vf):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    return path, [t / 1000 for t in times_ms]

@@ -148,7 +148,9 @@ def test_always_cut_fails_retryable_and_keeps_part(
     tmp_path: Path, server: hf.Server, video_bytes: bytes
 ) -> None:
     server.routes["/short.mp4"] = hf.cut(video_bytes, 1000)  # ignores Range: always 1000 bytes
-    with pytest.raises(DownloadError, match=r"download cut off after 1000 bytes|closed after 1000 of") as e:
+    with pytest.raises(
+        DownloadError, match=r"download cut off after 1000 bytes|closed after 1000 of"
+    ) as e:
         download(server.url("/short.mp4"), tmp_path / "t", CFG, sleep=Sleeps())
     assert e.value.retryable
     assert (tmp_path / "t.mp4.part").exists() and not (tmp_path / "t.mp4").exists()
@@ -289,3 +291,33 @@ def test_fetch_one_probes_and_rejects(
     row = fetch_one(_planned(str(lie), "lie"), tmp_path, CFG, ProbeConfig())
     assert row["status"] == "ok" and row["n_frames"] == 20 and row["header_frames"] == 50
     assert "header claims 50 frames, 20 found" in row["warning"]
+
+
+def test_s3_url_through_fsspec_and_moto(
+    tmp_path: Path, video_bytes: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("s3fs")
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto.start()
+    try:
+        for k, v in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t"}.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        endpoint = {"client_kwargs": {"endpoint_url": f"http://127.0.0.1:{port}"}}
+        monkeypatch.setitem(fsspec.config.conf, "s3", endpoint)  # as FSSPEC_S3_* env would
+        fs = fsspec.filesystem("s3", skip_instance_cache=True, **endpoint)
+        fs.mkdir("clips")
+        fs.pipe("clips/a.mp4", video_bytes)
+        got = download("s3://clips/a.mp4", tmp_path / "a", CFG)
+        assert got.method == "fsspec" and got.path.read_bytes() == video_bytes
+        assert got.sha256 == sha(video_bytes)
+        with pytest.raises(DownloadError, match="FileNotFoundError") as e:
+            download("s3://clips/none.mp4", tmp_path / "b", CFG)
+        assert not e.value.retryable
+    finally:
+        moto.stop()

@@ -149,3 +149,14 @@ def test_faststart_and_bad_arguments(tmp_path: Path) -> None:
         probe(path, count="guess")  # type: ignore[arg-type]
     with VideoReader(path) as vr, pytest.raises(ValueError):
         list(vr.iter_frames(step=0))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_variable_frame_rate(tmp_path: Path, backend: str) -> None:
+    path, times = mf.vfr_video(tmp_path / "vfr.mp4")
+    info = probe(path, backend=backend)  # type: ignore[arg-type]
+    assert info.n_frames == 20
+    assert info.fps == pytest.approx((len(times) - 1) / times[-1], rel=1e-4)  # from timestamps
+    with VideoReader(path, backend=backend) as vr:  # type: ignore[arg-type]
+        seq = np.stack([f for _, f in vr.iter_frames()])
+        assert np.array_equal(vr.get_batch([19, 3, 11]), seq[[19, 3, 11]])
