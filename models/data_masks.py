@@ -5,7 +5,8 @@ probability of foreground). The object is the bounding box of the pixels above `
 crop is a square of ``context`` times the box's longer side around it, jittered in position
 (``jitter_pos`` of the side) and scale (a factor in [1/jitter_scale, jitter_scale], log-uniform),
 resampled to ``input_size`` (w = 227) for the image and ``mask_size`` (s = 56) for the mask.
-The trimap: 1 where the soft mask >= ``fg``, 0 where <= ``bg``, IGNORE (255) in between.
+The trimap (same thresholds as ``pipeline.pruning``, Pathak's run_full): 1 where the soft mask
+> ``fg`` (0.7), 0 where < ``bg`` (0.4), IGNORE (255) in between.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ class MaskCropConfig:
     context: float = 1.6  # crop side / object box side: the object fills ~60% of the crop
     jitter_pos: float = 0.1  # centre shift, as a fraction of the crop side (uniform, each axis)
     jitter_scale: float = 1.25  # crop side multiplied by a log-uniform factor in [1/1.25, 1.25]
-    fg: float = 0.7  # soft mask >= fg -> foreground
-    bg: float = 0.3  # soft mask <= bg -> background; in between: ignored (weighs nothing)
+    fg: float = 0.7  # soft > fg -> foreground (pipeline.pruning trimap_positive, Pathak posTh)
+    bg: float = 0.4  # soft < bg -> background (trimap_negative, negTh); between: ignored
 
 
 def load_masks(
@@ -68,7 +69,7 @@ def load_masks(
 
 def object_box(soft: npt.NDArray[np.uint8], fg: float) -> tuple[float, float, float] | None:
     """(cx, cy, side) of the foreground's bounding box (side = the longer edge), or None."""
-    ys, xs = np.nonzero(soft >= fg * 255.0)
+    ys, xs = np.nonzero(soft > fg * 255.0)
     if ys.size == 0:
         return None
     x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
@@ -78,8 +79,8 @@ def object_box(soft: npt.NDArray[np.uint8], fg: float) -> tuple[float, float, fl
 def trimap(soft: npt.NDArray[np.uint8], fg: float, bg: float) -> npt.NDArray[np.uint8]:
     """(s, s) uint8 soft mask -> (s, s) uint8 trimap {0, 1, IGNORE}."""
     out = np.full(soft.shape, IGNORE, dtype=np.uint8)
-    out[soft >= fg * 255.0] = 1
-    out[soft <= bg * 255.0] = 0
+    out[soft > fg * 255.0] = 1
+    out[soft < bg * 255.0] = 0
     return out
 
 

@@ -96,9 +96,12 @@ def _table(rows: dict[str, dict[str, Any]], cols: list[str]) -> str:
 
 
 def _write(out_dir: Path, metrics: dict[str, Any], table: str) -> Path:
+    """The table, then metrics.json atomically (its presence marks a finished evaluation)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True))
     (out_dir / "metrics.md").write_text(table)
+    tmp = out_dir / ".metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, indent=1, sort_keys=True))
+    tmp.replace(out_dir / "metrics.json")
     return out_dir / "metrics.json"
 
 

@@ -3,7 +3,7 @@
 A *source* is one of (nothing is guessed; anything else is a ``ValueError`` naming it):
 
 - ``name@version`` of a published dataset: read with ``data_manifests.load`` (registry in
-  ``$VIDEOMINE_REGISTRY`` or luigi.cfg);
+  ``$VIDEOMINE_REGISTRY`` or ``[videomine] registry`` in luigi.cfg);
 - a Parquet file: it is the table;
 - a directory holding ``<table>.parquet`` (a stage output, e.g. ``BuildGraph``'s);
 - a directory ``<table>/`` of Parquet part files (a resharded published layout).
@@ -19,6 +19,7 @@ import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -52,19 +53,15 @@ def _read_file(path: Path, table: str) -> pa.Table:
     return pq.read_table(path)
 
 
+def _open_dataset(ref: str, table: str) -> Any:
+    """``data_manifests.load``: a pyarrow dataset (KeyError names unknown names/tables)."""
+    dm = importlib.import_module("data_manifests")
+    return dm.load(ref, table)
+
+
 def _read_dataset(ref: str, table: str) -> pa.Table:
-    try:
-        dm = importlib.import_module("data_manifests")
-        load = dm.load
-    except AttributeError:
-        raise ValueError(
-            f"cannot read {ref!r}: data_manifests.load (published datasets) is not available "
-            "in this checkout; pass a manifest directory or Parquet file instead"
-        ) from None
-    out = load(ref, table)
-    if not isinstance(out, pa.Table):
-        out = out.read_all() if hasattr(out, "read_all") else pa.table(out)
-    return out
+    out = _open_dataset(ref, table)
+    return out if isinstance(out, pa.Table) else out.to_table()
 
 
 def table_path(source: str | Path, table: str) -> Path:
@@ -115,8 +112,8 @@ def has_table(sources: str | Path | Sequence[str | Path], table: str) -> bool:
     for src in sources:
         if isinstance(src, str) and is_dataset_ref(src):
             try:
-                _read_dataset(src, table)
-            except (KeyError, FileNotFoundError):
+                _open_dataset(src, table)
+            except KeyError:
                 return False
             continue
         if Path(src).is_file():

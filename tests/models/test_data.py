@@ -70,8 +70,9 @@ def test_mask_crops_and_trimaps(tmp_path: Path) -> None:
 
 
 def test_trimap_thresholds() -> None:
-    soft = np.array([[0, 76, 77, 178, 179, 255]], dtype=np.uint8)
-    assert trimap(soft, 0.7, 0.3).tolist() == [[0, 0, IGNORE, IGNORE, 1, 1]]
+    # 0.4 x 255 = 102, 0.7 x 255 = 178.5
+    soft = np.array([[0, 101, 102, 178, 179, 255]], dtype=np.uint8)
+    assert trimap(soft, 0.7, 0.4).tolist() == [[0, 0, IGNORE, IGNORE, 1, 1]]
 
 
 def test_jitter_moves_and_scales_the_crop() -> None:
