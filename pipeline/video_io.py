@@ -296,9 +296,10 @@ def _probe_once(path: str, backend: Backend, count: str) -> VideoInfo:
             raise _CheckFailed(path, f"zero decodable video frames{claim}", vr.backend)
         claim = f"header claims {vr.header_frames} frames, " if vr.header_frames else ""
         try:
-            vr.get_batch([0, n - 1])  # first and last frame must decode
-            if count == "decode":
+            if count == "decode":  # decoding every frame checks the first and last too
                 n = sum(1 for _ in vr.iter_frames())
+            else:
+                vr.get_batch([0, n - 1])  # first and last frame must decode
         except VideoError as e:
             reason = f"truncated or corrupt: {claim}{n} packets indexed; {e.reason}"
             raise _CheckFailed(path, reason, vr.backend) from e

@@ -80,10 +80,11 @@ def test_header_that_lies_about_frame_count_is_caught(tmp_path: Path) -> None:
         assert probe(path, backend=backend, count="decode").n_frames == 20  # type: ignore[arg-type]
 
 
-def test_truncated_body_falls_back_and_fails_clearly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("count", ["packets", "decode"])
+def test_truncated_body_falls_back_and_fails_clearly(tmp_path: Path, count: str) -> None:
     path = mf.truncated_body(tmp_path / "cut.mp4")
     with pytest.raises(VideoError, match="truncated or corrupt: header claims 20 frames") as e:
-        probe(path)
+        probe(path, count=count)  # type: ignore[arg-type]
     assert e.value.path == str(path)
 
 
