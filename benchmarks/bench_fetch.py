@@ -36,10 +36,14 @@ def _clips(d: Path, n: int, cfg: SyntheticConfig, tag: str) -> list[Path]:
     ]
 
 
-def _timed(fn: Callable[[], int]) -> tuple[float, int]:
-    t0 = time.perf_counter()
-    frames = fn()
-    return time.perf_counter() - t0, frames
+def _timed(fn: Callable[[], int], repeats: int) -> tuple[float, int]:
+    """Best of `repeats` runs: the machine is shared, the minimum is the least disturbed."""
+    best, frames = float("inf"), 0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        frames = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, frames
 
 
 def _decode_all(paths: list[Path], backend: str, height: int | None = None) -> int:
@@ -83,6 +87,7 @@ def _hash_all(paths: list[Path]) -> int:
 
 def main(quick: bool = False) -> str:
     n_clips, n_frames = (4, 60) if quick else (12, 250)
+    repeats = 1 if quick else 3
     with tempfile.TemporaryDirectory(prefix="bench_fetch_") as tmp:
         d = Path(tmp)
         small = _clips(d, n_clips, SyntheticConfig(n_frames=n_frames, n_objects=2), "s")
@@ -101,7 +106,7 @@ def main(quick: bool = False) -> str:
             ("decode alone, PyAV (every frame)", lambda: _decode_all(small, "pyav")),
             ("sha256 alone", lambda: _hash_all(small)),
         ]:  # fmt: skip
-            sec, frames = _timed(fn)
+            sec, frames = _timed(fn, repeats)
             rows.append((what, sec, n_clips, frames or total))
         big_total = len(big) * n_frames
         seq: list[tuple[str, float]] = []
@@ -110,13 +115,13 @@ def main(quick: bool = False) -> str:
             ("PyAV (fallback)", lambda: _decode_all(big, "pyav", 448)),
             ("OpenCV read + cv2.resize (naive)", lambda: _opencv_all(big, 448)),
         ]:
-            sec, frames = _timed(fn)
+            sec, frames = _timed(fn, repeats)
             assert frames == big_total, (what, frames, big_total)
             seq.append((what, sec))
     decode_alone = rows[2][1]
     lines = [
         f"FetchVideos probe vs decoding, {n_clips} local H.264 clips of {n_frames} frames "
-        f"320x240 ({mb:.1f} MB), one process:",
+        f"320x240 ({mb:.1f} MB), one process, best of {repeats}:",
         "",
         "| measurement | videos/s | frames verified/s | MB/s | time vs decord decode-all |",
         "|---|---:|---:|---:|---:|",
