@@ -60,6 +60,12 @@ def failure_reasons(stage: StageDir, table: str) -> Counter[str]:
     return out
 
 
+def _order(s: StageDir) -> tuple[str, int, str]:
+    """Family, then shard number (not the hashed directory name), then directory."""
+    shard = s.params.get("shard")
+    return (s.family, int(shard) if str(shard).lstrip("-").isdigit() else -1, s.dirname)
+
+
 def _link(stage: StageDir, report_dir: str | None) -> str:
     url = stage.store.url
     if report_dir is not None and stage.store.is_local:
@@ -74,7 +80,7 @@ def _stage_rows(run: RunOutput, report_dir: str | None) -> tuple[str, list[str]]
         fams.setdefault(s.family, []).append(s)
     rows, failures = [], []
     for family, stages in sorted(fams.items(), key=lambda kv: _first_start(kv[1])):
-        done = [s for s in stages if s.complete]
+        done = sorted((s for s in stages if s.complete), key=_order)
         tables: Counter[str] = Counter()
         counts: Counter[str] = Counter()
         for s in done:
@@ -122,7 +128,7 @@ def render_report(run: RunOutput, report_dir: str | None = None) -> str:
     """The HTML page for ``run``; ``report_dir`` (local) makes output links relative."""
     funnel, failures = _stage_rows(run, report_dir)
     figures = []
-    for s in sorted(run.complete_stages(), key=lambda s: (s.family, s.dirname)):
+    for s in sorted(run.complete_stages(), key=_order):
         for png in s.pngs:
             data = base64.b64encode(s.store.read_bytes(png)).decode("ascii")
             caption = f"{s.family} {s.params.get('shard', '')} &middot; {_h(png)}"
