@@ -11,13 +11,17 @@ static clip), written once. In one process it measures
 - where DetectMotion's time goes per analysed pair: SURF, dense flow (DIS vs Farneback, as
   IDT), Shi-Tomasi, homography, pre-filter; SURF vs ``cv2.SIFT_create().detect`` per frame;
 - OpenCV KCF cost per update against the box side (the window is 2x the box; OpenCV halves
-  the image when the window exceeds 80x80 and does not pad its FFT).
+  the image when the window exceeds 80x80 and does not pad its FFT), with Intel IPP on
+  (OpenCV's default) and off (how the stage runs KCF);
+- a cProfile of DetectMotion on the moving clip (where the remaining time goes).
 
 `python -m benchmarks mining [--quick]`
 """
 
 from __future__ import annotations
 
+import cProfile
+import pstats
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,7 +33,7 @@ import cv2
 from pipeline.motion import DenseFlow, MotionConfig, analyse_pair, prefilter_score, thumbnail
 from pipeline.surf import detect
 from pipeline.synthetic import SyntheticConfig, generate, write_video
-from pipeline.tracking import TrackingConfig
+from pipeline.tracking import TrackingConfig, no_ipp
 from pipeline.video_io import VideoReader
 from tasks.mining import detect_video, track_video
 
@@ -88,20 +92,41 @@ def _components(path: Path, cfg: MotionConfig, pairs: int) -> list[tuple[str, fl
     return rows
 
 
-def _kcf_sizes(sizes: list[int], updates: int) -> list[tuple[int, int, float]]:
+def _kcf_sizes(sizes: list[int], updates: int) -> list[tuple[int, int, float, float]]:
+    """ms per OpenCV KCF update for each box side, with Intel IPP on (OpenCV's default) and
+    off (what the stage runs)."""
     v = generate(SyntheticConfig(height=448, width=600, n_frames=updates + 1, object_size=120,
                                  speed=2.0, seed=0))  # fmt: skip
     frames = [cv2.cvtColor(f, cv2.COLOR_RGB2BGR) for f in v.frames]
-    out = []
-    for box in sizes:
-        window = 2 * box if 4 * box * box <= 6400 else box  # OpenCV halves above 80x80
+
+    def per_update(box: int) -> float:
         tr = cv2.TrackerKCF_create()  # type: ignore[attr-defined]
         tr.init(frames[0], (200, 150, box, box))
         t = time.perf_counter()
         for f in frames[1:]:
             tr.update(f)
-        out.append((box, window, (time.perf_counter() - t) / updates * 1000))
+        return (time.perf_counter() - t) / updates * 1000
+
+    out = []
+    for box in sizes:
+        window = 2 * box if 4 * box * box <= 6400 else box  # OpenCV halves above 80x80
+        with_ipp = per_update(box)
+        with no_ipp():
+            without = per_update(box)
+        out.append((box, window, with_ipp, without))
     return out
+
+
+def _profile_motion(path: Path, cfg: MotionConfig, top: int) -> list[tuple[str, float]]:
+    """Top functions (own time, % of DetectMotion on one video) under cProfile."""
+    prof = cProfile.Profile()
+    prof.enable()
+    detect_video("p", str(path), cfg)
+    prof.disable()
+    st = pstats.Stats(prof)
+    total = max(st.total_tt, 1e-9)  # type: ignore[attr-defined]
+    rows = sorted(st.stats.items(), key=lambda kv: -kv[1][2])[:top]  # type: ignore[attr-defined]
+    return [(f"{Path(k[0]).name}:{k[2]}", 100 * v[2] / total) for k, v in rows]
 
 
 def main(quick: bool = False) -> str:
@@ -134,11 +159,18 @@ def main(quick: bool = False) -> str:
                 f"{both / dec_fps:.2f} |"
             )
         comp = _components(vids["moving"], motion_cfg, 6 if quick else 20)
+        prof = _profile_motion(vids["moving"], motion_cfg, 8)
     lines += ["", "| per analysed 448x600 pair | ms |", "|---|---|"]
     lines += [f"| {name} | {ms:.1f} |" for name, ms in comp]
+    lines += ["", "| DetectMotion profile (moving clip), own time | % |", "|---|---|"]
+    lines += [f"| `{name}` | {pct:.1f} |" for name, pct in prof]
     kcf = _kcf_sizes([24, 32, 40, 48, 64, 96, 128, 224, 227], 10 if quick else 30)
-    lines += ["", "| KCF box (px) | window after OpenCV resize | ms / update |", "|---|---|---|"]
-    lines += [f"| {b} | {w} | {ms:.1f} |" for b, w, ms in kcf]
+    lines += [
+        "",
+        "| KCF box (px) | window after OpenCV's resize | ms / update, IPP on | IPP off (stage) |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {b} | {w} | {on:.1f} | {off:.1f} |" for b, w, on, off in kcf]
     table = "\n".join(lines)
     print(table)
     return table
