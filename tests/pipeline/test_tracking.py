@@ -79,3 +79,14 @@ def test_bad_input_raises() -> None:
         track(frames, (0, 0, 8, 8), CFG)
     with pytest.raises(ValueError, match="no area"):
         track(frames, (0, 0, 0, 8), TrackingConfig(track_length=4))
+
+
+def test_no_ipp_restores_the_setting() -> None:
+    import cv2
+
+    from pipeline.tracking import no_ipp
+
+    before = cv2.ipp.useIPP()
+    with no_ipp():
+        assert not cv2.ipp.useIPP()
+    assert cv2.ipp.useIPP() == before

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 
 from pipeline.imaging import decode_jpeg
+from pipeline.motion import MotionConfig
 from pipeline.synthetic import write_video
 from tasks.common import read_stage_table
 from tasks.mining import DetectMotion, TrackObjects
@@ -75,3 +78,35 @@ def test_detect_and_track_build(tmp_path: Path, luigi_config: Callable[..., Path
     assert np.array_equal(
         read_stage_table(task, "tracks")["boxes"].to_pylist(), [t["boxes"] for t in tracks]
     )
+
+
+def test_a_failing_video_is_a_row(
+    tmp_path: Path, luigi_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tasks.mining as tm
+
+    media = tmp_path / "media"
+    media.mkdir()
+    for name, seed in (("a", 1), ("b", 2)):
+        frames, _, _ = clip(n_frames=12, object_size=120, speed=1.0, seed=seed)
+        write_video(media / f"{name}.mp4", frames, 25.0)
+    lst = tmp_path / "videos.csv"
+    lst.write_text(f"url,video_id\n{media / 'a.mp4'},a\n{media / 'b.mp4'},b\n")
+    luigi_config(video_list=str(lst), videos_per_shard=2)
+    luigi_config(section="DetectMotion", frame_step=3, track_length=6, min_seed_gap=4)
+    real = tm.detect_video
+
+    def flaky(video_id: str, path: str, cfg: MotionConfig) -> Any:
+        if video_id == "b":
+            raise RuntimeError("decoder exploded")
+        return real(video_id, path, cfg)
+
+    monkeypatch.setattr(tm, "detect_video", flaky)
+    task = DetectMotion(shard=0)
+    assert build([task]).scheduling_succeeded
+    rows = {r["video_id"]: r for r in read_stage_table(task, "seed_videos").to_pylist()}
+    assert rows["a"]["status"] == "ok" and rows["a"]["error"] is None
+    assert rows["b"]["status"] == "failed" and "decoder exploded" in rows["b"]["error"]
+    assert "RuntimeError" in rows["b"]["traceback"]
+    meta = json.loads((Path(task.output().path) / "_meta.json").read_text())
+    assert meta["counts"]["videos_failed"] == 1
