@@ -67,7 +67,7 @@ class _Train(StageTask):
     workers = luigi.IntParameter(default=_D.workers, significant=False)
 
     @property
-    def resources(self) -> dict[str, int]:  # type: ignore[override]
+    def resources(self) -> dict[str, int]:
         return {"gpu": max(int(self.nproc), 1)} if torch.cuda.is_available() else {}
 
     def upstream(self) -> list[luigi.Task]:
