@@ -6,7 +6,8 @@ frames and decides whether the pair is valid from evidence rather than KCF's own
 good tracks, and then freezes):
 
 * ``left_frame``: some box has less than ``min_inside`` of the seed box's area inside the
-  frame (OpenCV clips its box at the border, so it shrinks as the object leaves);
+  frame (OpenCV clips its box at the border, so it shrinks as the object leaves), or KCF
+  lost the object (see ``kcf_lost``) while its box touched the border;
 * ``kcf_lost``: KCF froze for the last ``max_frozen`` frames (see below);
 * ``fb_fail``: tracking back from the last frame to the seed frame ends with IoU
   < ``min_fb_iou`` with the seed box (forward-backward consistency);
@@ -255,8 +256,10 @@ def track(frames: NDArray[np.uint8], box: Sequence[float], cfg: TrackingConfig) 
     ]
     copy_ncc = max(ncc(grey32[0], grey32[1]), ncc(grey32[0], grey32[2]))
     end_sim = float(np.minimum(hists[0], hists[-1]).sum())
-    if min_in < cfg.min_inside:
-        reason = "left_frame"
+    bx, by, bw, bh = boxes[-1]
+    at_edge = bx <= 1 or by <= 1 or bx + bw >= width - 1 or by + bh >= height - 1
+    if min_in < cfg.min_inside or (frozen >= cfg.max_frozen and at_edge):
+        reason = "left_frame"  # shrank against the border, or lost while touching it
     elif frozen >= cfg.max_frozen:
         reason = "kcf_lost"
     elif fb_iou < cfg.min_fb_iou:

@@ -30,7 +30,8 @@ def test_object_leaving_the_frame_is_dropped_as_left_frame(seed: int) -> None:
     assert np.isnan(gt[-1, 0]).all()  # the object is gone at the A' frame
     r = track(frames, gt[0, 0], CFG)
     assert not r.kept and r.reason == "left_frame"
-    assert r.min_inside < CFG.min_inside
+    # Either its box shrank against the border, or KCF lost it while touching the border.
+    assert r.min_inside < CFG.min_inside or r.frozen_tail >= CFG.max_frozen
 
 
 def test_occluded_object_is_dropped() -> None:
