@@ -109,3 +109,22 @@ def test_context_dataset_from_masks_table(tmp_path: Path) -> None:
     ds = ContextDataset(frames, ContextConfig())
     item = ds[(0, 3)]
     assert item["skipped"] == [0] and item["a"].shape == (96, 96, 3) and 0 <= item["label"] < 8
+
+
+def test_published_dataset_is_read_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from data_manifests.publish import publish
+
+    stage = tmp_path / "run" / "BuildGraph" / "BuildGraph__99914b932b-0123abcd"
+    write_pair_manifest(stage, CFG)
+    meta = {"task_family": "BuildGraph", "task_id": "BuildGraph__99914b932b",
+            "lineage": "0123abcd" * 8, "params": {}, "tables": {}}  # fmt: skip
+    (stage / "_meta.json").write_text(json.dumps(meta))
+    (stage / "_SUCCESS").write_text("{}")
+    publish(str(tmp_path / "run"), "synth", "1", ["pairs", "nodes"], str(tmp_path / "reg"))
+    monkeypatch.setenv("VIDEOMINE_REGISTRY", str(tmp_path / "reg"))
+    data = load_pairs("synth@1")
+    assert len(data) == 12 and data.parent.tolist() == [c for c in range(3) for _ in range(4)]
+    with pytest.raises(KeyError, match="synth"):
+        load_pairs("synth@2")
