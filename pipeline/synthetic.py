@@ -71,6 +71,10 @@ class SyntheticConfig:
     noise_std: float = 0.0  # per-frame sensor noise (grey levels); 0 keeps frames exact
     background_blur: float = 3.0  # sigma of the background texture blur: smooth-ish structure
     object_textures: tuple[str, ...] = field(default=_TEXTURES)  # drawn at random per object
+    # share of random blocks blended into checker/stripes objects: a periodic texture lets
+    # correlation trackers (KCF) lock onto a shifted period; 0.5 removes that (all textures
+    # then track like "noise"). 0 keeps the pure patterns (and earlier outputs) unchanged.
+    aperiodic: float = 0.0
 
     def validate(self) -> None:
         if self.height < 16 or self.width < 16:
@@ -91,6 +95,8 @@ class SyntheticConfig:
             raise ValueError(f"camera_zoom must be > 0, got {self.camera_zoom}")
         if any(not 0 < c < self.n_frames for c in self.cut_frames):
             raise ValueError(f"cut_frames must lie in (0, n_frames), got {self.cut_frames}")
+        if not 0.0 <= self.aperiodic <= 1.0:
+            raise ValueError(f"aperiodic must be in [0, 1], got {self.aperiodic}")
         bad = [t for t in self.object_textures if t not in _TEXTURES]
         if bad or not self.object_textures:
             raise ValueError(f"object_textures must be a non-empty subset of {_TEXTURES}")
@@ -121,10 +127,23 @@ def _background(rng: np.random.Generator, h: int, w: int, blur: float) -> NDArra
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+def _blocks(rng: np.random.Generator, h: int, w: int) -> NDArray[np.float32]:
+    """(h, w) float32 random blocks of 3-6 px in [0, 1) (nearest upsampling: sharp edges)."""
+    block = int(rng.integers(3, 7))
+    small = rng.random((h // block + 1, w // block + 1)).astype(np.float32)
+    return np.repeat(np.repeat(small, block, 0), block, 1)[:h, :w]
+
+
 def _object_texture(
-    rng: np.random.Generator, h: int, w: int, kinds: tuple[str, ...]
+    rng: np.random.Generator,
+    h: int,
+    w: int,
+    kinds: tuple[str, ...],
+    aperiodic: float = 0.0,
+    noise_rng: np.random.Generator | None = None,
 ) -> NDArray[np.uint8]:
-    """(h, w, 3) uint8 high-contrast texture in two saturated colours."""
+    """(h, w, 3) uint8 high-contrast texture in two saturated colours. With aperiodic > 0,
+    checker/stripes get random blocks (from `noise_rng`, so `rng`'s stream is unchanged)."""
     kind = kinds[int(rng.integers(len(kinds)))]
     yy, xx = np.mgrid[0:h, 0:w]
     if kind == "checker":
@@ -135,10 +154,10 @@ def _object_texture(
         angle = float(rng.uniform(0, np.pi))
         phase = (xx * np.cos(angle) + yy * np.sin(angle)) / period
         pattern = (np.sin(2 * np.pi * phase) > 0).astype(np.float32)
-    else:  # noise blocks, upsampled with nearest so edges stay sharp
-        block = int(rng.integers(3, 7))
-        small = rng.random((h // block + 1, w // block + 1)).astype(np.float32)
-        pattern = np.repeat(np.repeat(small, block, 0), block, 1)[:h, :w]
+    else:
+        pattern = _blocks(rng, h, w)
+    if aperiodic > 0 and kind != "noise" and noise_rng is not None:
+        pattern = (1 - aperiodic) * pattern + aperiodic * _blocks(noise_rng, h, w)
     c0 = rng.integers(0, 80, size=3)  # dark colour
     c1 = rng.integers(170, 256, size=3)  # bright colour
     c1[int(rng.integers(3))] = int(rng.integers(0, 60))  # saturate: unlike the grey-ish bg
@@ -253,7 +272,8 @@ def _shot_objects(
     ellipse = ((yy - r) ** 2 + (xx - r) ** 2) <= (r + 0.5) ** 2
     alpha = ellipse if cfg.shape == "ellipse" else np.ones((s, s), bool)
     for k in range(k_obj):
-        tex = _object_texture(rng, s, s, cfg.object_textures)
+        noise_rng = np.random.default_rng([cfg.seed, shot, k])  # own stream: see aperiodic
+        tex = _object_texture(rng, s, s, cfg.object_textures, cfg.aperiodic, noise_rng)
         xs = np.round(px[:, k]).astype(np.int64)
         ys = np.round(py[:, k]).astype(np.int64)
         _paste(frames, masks, boxes, k, tex, alpha, xs, ys)

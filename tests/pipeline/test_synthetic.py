@@ -116,6 +116,7 @@ def test_ellipse_shape_mask_is_smaller_than_box() -> None:
         {"cut_frames": (20,)},
         {"camera_zoom": 0.0},
         {"object_textures": ("plaid",)},
+        {"aperiodic": 1.5},
     ],
 )
 def test_invalid_config_is_rejected(bad: dict[str, object]) -> None:
@@ -143,3 +144,39 @@ def test_write_video_grayscale_and_validation(tmp_path: Path) -> None:
         write_video(tmp_path / "odd.mp4", v.frames[:, :119], 10.0)
     with pytest.raises(ValueError, match="empty"):
         write_video(tmp_path / "e.mp4", v.frames[:0], 10.0)
+
+
+def test_aperiodic_textures_keep_the_scene_and_track_with_kcf() -> None:
+    import cv2
+
+    base = SyntheticConfig(
+        n_frames=31, n_objects=1, camera_pan=(1.0, 0.5), object_textures=("stripes",)
+    )
+    for seed in (1, 6):
+        plain = generate(replace(base, seed=seed))
+        mixed = generate(replace(base, seed=seed, aperiodic=0.5))
+        # same positions, boxes, background: only the object's pixels change
+        assert np.array_equal(plain.boxes, mixed.boxes) and np.array_equal(plain.masks, mixed.masks)
+        bg = mixed.masks[0] == 0
+        assert np.array_equal(plain.frames[0][bg], mixed.frames[0][bg])
+        assert not np.array_equal(plain.frames[0], mixed.frames[0])
+        tracker = cv2.TrackerKCF_create()
+        tracker.init(
+            cv2.cvtColor(mixed.frames[0], cv2.COLOR_RGB2BGR),
+            tuple(int(v) for v in mixed.boxes[0, 0]),
+        )
+        for t in range(1, 31):
+            ok, (x, y, w, h) = tracker.update(cv2.cvtColor(mixed.frames[t], cv2.COLOR_RGB2BGR))
+            assert ok, (seed, t)
+        gx, gy, gw, gh = mixed.boxes[30, 0]
+        inter = max(0, min(x + w, gx + gw) - max(x, gx)) * max(0, min(y + h, gy + gh) - max(y, gy))
+        assert inter / (w * h + gw * gh - inter) > 0.7
+
+
+def test_background_has_corner_structure() -> None:
+    import cv2
+
+    v = generate(replace(SMALL, mode="pan_only", n_frames=2))
+    grey = cv2.cvtColor(v.frames[0], cv2.COLOR_RGB2GRAY)
+    corners = cv2.goodFeaturesToTrack(grey, 1000, 0.01, 5)
+    assert corners is not None and len(corners) > 100  # Shi-Tomasi finds structure everywhere
