@@ -37,7 +37,10 @@ from pipeline.video_ids import url_scheme
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".ts", ".mpg")
+VIDEO_SUFFIXES = (
+    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".ts", ".mts", ".m2ts",
+    ".mpg", ".mpeg", ".wmv", ".ogv", ".3gp",
+)  # fmt: skip
 _TRANSIENT_HTTP = {408, 425, 429}  # plus every 5xx
 
 

@@ -167,8 +167,19 @@ def test_failure_rate_over_threshold_fails_the_shard(
 
 
 def test_retry_attempt_refetches_only_failed(
-    tmp_path: Path, server: hf.Server, luigi_config: Callable[..., Path]
+    tmp_path: Path,
+    server: hf.Server,
+    luigi_config: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    reports: list[tuple[int, int, str]] = []  # what FetchVideos reports to the scheduler
+    original = FetchVideos.progress
+
+    def spy(self: FetchVideos, done: int, total: int, message: str = "") -> None:
+        reports.append((done, total, message))
+        original(self, done, total, message)
+
+    monkeypatch.setattr(FetchVideos, "progress", spy)
     data = mf.good_video(tmp_path / "g.mp4").read_bytes()
     server.routes["/ok.mp4"] = hf.serve_bytes(data)
     server.routes["/later.mp4"] = hf.fail_then(hf.status(503), 2, hf.serve_bytes(data))
@@ -182,6 +193,8 @@ def test_retry_attempt_refetches_only_failed(
     first = FetchVideos(shard=0)
     assert build([first]).scheduling_succeeded
     r1 = rows_by_line(first)
+    assert [(d, t) for d, t, _ in reports] == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    assert "later" in reports[1][2] and reports[-1][2] == "shard 0: 2 failed"
     assert [r1[i]["status"] for i in (2, 3, 4)] == ["ok", "failed", "failed"]
     assert r1[3]["retryable"] and not r1[4]["retryable"]
     second = FetchVideos(shard=0, attempt=2)
