@@ -1,0 +1,83 @@
+"""The URL list reader (pipeline/url_list.py): formats, and every malformed list is a clear
+error naming the file and the line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.url_list import UrlEntry, UrlListError, list_digest, read_url_list, shard_slice
+
+
+def test_csv_text_and_parquet(tmp_path: Path) -> None:
+    csv = tmp_path / "l.csv"
+    csv.write_text("url,video_id,licence\nhttp://h/a.mp4,a,CC0\n\nhttp://h/b.mp4,,\n")
+    assert read_url_list(csv) == [
+        UrlEntry("http://h/a.mp4", "a", "CC0", 2),
+        UrlEntry("http://h/b.mp4", None, None, 4),
+    ]
+    txt = tmp_path / "l.txt"
+    txt.write_text("# comment\nhttp://h/a.mp4\n\n  /data/b.mp4  \n")
+    assert [(e.url, e.line) for e in read_url_list(txt)] == [
+        ("http://h/a.mp4", 2),
+        ("/data/b.mp4", 4),
+    ]
+    pqf = tmp_path / "l.parquet"
+    pq.write_table(pa.table({"url": ["s3://b/a.mp4", "x.mp4"], "licence": ["CC0", None]}), pqf)
+    assert read_url_list(pqf) == [
+        UrlEntry("s3://b/a.mp4", None, "CC0", 1),
+        UrlEntry("x.mp4", None, None, 2),
+    ]
+
+
+@pytest.mark.parametrize(
+    "name,content,match",
+    [
+        (
+            "a.csv",
+            "url,video_id\nhttp://h/a.mp4,a\nhttp://h/b.mp4,b,extra\n",
+            r"a\.csv:3: 3 fields",
+        ),
+        ("b.csv", "link\nhttp://h/a.mp4\n", r"b\.csv:1: .*no 'url' column"),
+        ("c.csv", "url,title\nhttp://h/a.mp4,x\n", r"c\.csv:1: unknown columns \['title'\]"),
+        ("d.csv", "url,video_id\n,a\n", r"d\.csv:2: empty url"),
+        ("e.txt", "http://h/a.mp4\nhttp://h/my clip.mp4\n", r"e\.txt:2: .*whitespace"),
+    ],
+)
+def test_malformed_lists_name_file_and_line(
+    tmp_path: Path, name: str, content: str, match: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(UrlListError, match=match):
+        read_url_list(path)
+    assert issubclass(UrlListError, ValueError)
+
+
+def test_malformed_parquet_binary_and_missing(tmp_path: Path) -> None:
+    no_url = tmp_path / "n.parquet"
+    pq.write_table(pa.table({"link": ["x"]}), no_url)
+    with pytest.raises(UrlListError, match=r"n\.parquet: .*no 'url' column"):
+        read_url_list(no_url)
+    fake = tmp_path / "f.parquet"
+    fake.write_text("url\nx\n")
+    with pytest.raises(UrlListError, match=r"f\.parquet: not a readable Parquet file"):
+        read_url_list(fake)
+    binary = tmp_path / "b.txt"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(UrlListError, match=r"b\.txt: not UTF-8"):
+        read_url_list(binary)
+    with pytest.raises(UrlListError, match="not found"):
+        read_url_list(tmp_path / "missing.csv")
+
+
+def test_shards_and_digest() -> None:
+    assert shard_slice(5, 2, 0) == slice(0, 2) and shard_slice(5, 2, 2) == slice(4, 5)
+    with pytest.raises(ValueError, match="out of range"):
+        shard_slice(5, 2, 3)
+    a = [UrlEntry("u", None, None, 1)]
+    assert list_digest(a) == list_digest(list(a))
+    assert list_digest(a) != list_digest([UrlEntry("u", "x", None, 1)])
