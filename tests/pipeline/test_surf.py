@@ -127,3 +127,39 @@ def test_opencv_path_raises_without_nonfree_build() -> None:
         pytest.skip("non-free build present")
     with pytest.raises(RuntimeError, match="non-free"):
         detect(_texture(), use_opencv=True)
+
+
+def _reference_det(img: np.ndarray, size: int, top: int, left: int) -> float:
+    """Hessian determinant of OpenCV's surf.cpp at one filter position, written out
+    directly: scaled 9x9 Haar patterns, each rectangle's sum over its area."""
+    ii = cv2.integral(img).astype(np.int64)
+
+    def haar(pattern: tuple[tuple[int, int, int, int, int], ...]) -> float:
+        r = size / 9.0
+        total = 0.0
+        for x1, y1, x2, y2, wt in pattern:
+            a, b, c, d = round(r * x1), round(r * y1), round(r * x2), round(r * y2)
+            s = (ii[top + d, left + c] - ii[top + b, left + c] - ii[top + d, left + a]
+                 + ii[top + b, left + a])  # fmt: skip
+            total += s * wt / ((c - a) * (d - b))
+        return total
+
+    dx = haar(((0, 2, 3, 7, 1), (3, 2, 6, 7, -2), (6, 2, 9, 7, 1)))
+    dy = haar(((2, 0, 7, 3, 1), (2, 3, 7, 6, -2), (2, 6, 7, 9, 1)))
+    dxy = haar(((1, 1, 4, 4, 1), (5, 1, 8, 4, -1), (1, 5, 4, 8, -1), (5, 5, 8, 8, 1)))
+    return dx * dy - 0.81 * dxy * dxy
+
+
+@pytest.mark.parametrize(("size", "step"), [(9, 1), (15, 1), (27, 1), (30, 2), (60, 4)])
+def test_layer_matches_a_direct_implementation(size: int, step: int) -> None:
+    from pipeline.surf import _layer
+
+    img = _texture(96, 120, seed=11)
+    h, w = img.shape
+    det, _ = _layer(img, size, step, h // step, w // step)
+    margin = (size // 2) // step
+    rng = np.random.default_rng(0)
+    n_i, n_j = 1 + (h - size) // step, 1 + (w - size) // step
+    for i, j in zip(rng.integers(0, n_i, 40), rng.integers(0, n_j, 40), strict=True):
+        ref = _reference_det(img, size, int(i) * step, int(j) * step)
+        assert det[i + margin, j + margin] == pytest.approx(ref, rel=1e-4, abs=1e-2)
