@@ -28,6 +28,7 @@ RUNTIME_KEYS = frozenset(
         "eval_every",
         "device",
         "tensorboard",
+        "registry",
     }
 )
 
@@ -36,6 +37,7 @@ RUNTIME_KEYS = frozenset(
 class TrainConfig:
     task: str = "ranking"  # ranking (Triplet-Siamese) | mask (Pathak 2017) | context (Doersch)
     data: list[str] = field(default_factory=list)  # manifest dirs / Parquet files / name@version
+    registry: str = ""  # where name@version lives; "" = $VIDEOMINE_REGISTRY or luigi.cfg
     out_dir: str = "train_output"  # checkpoints, metrics.jsonl, TensorBoard events
     # network
     trunk: str = ""  # "" = the task's paper default: vgg16 (ranking, context), alexnet (mask)

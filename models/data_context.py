@@ -46,9 +46,11 @@ class ContextConfig:
 
 
 def load_frames(
-    sources: str | Path | Sequence[str | Path], cols: ContextColumns = ContextColumns()
+    sources: str | Path | Sequence[str | Path],
+    cols: ContextColumns = ContextColumns(),
+    registry: str | None = None,
 ) -> pa.Array:
-    t = read_table(sources, cols.table)
+    t = read_table(sources, cols.table, registry)
     require_columns(t, cols.table, [cols.image])
     if t.num_rows == 0:
         raise ValueError(f"table {cols.table!r} has no frames")

@@ -55,10 +55,12 @@ class MaskCropConfig:
 
 
 def load_masks(
-    sources: str | Path | Sequence[str | Path], cols: MaskColumns = MaskColumns()
+    sources: str | Path | Sequence[str | Path],
+    cols: MaskColumns = MaskColumns(),
+    registry: str | None = None,
 ) -> pa.Table:
     """The kept rows (frame bytes and mask bytes) of the ``masks`` table."""
-    t = read_table(sources, cols.table)
+    t = read_table(sources, cols.table, registry)
     require_columns(t, cols.table, [cols.frame, cols.mask])
     if cols.kept in t.column_names:
         t = t.filter(pc.fill_null(t.column(cols.kept), False))

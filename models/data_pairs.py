@@ -103,13 +103,15 @@ def _int_or_minus1(col: pa.ChunkedArray) -> I64:
 
 
 def load_pairs(
-    sources: str | Path | Sequence[str | Path], cols: PairColumns = PairColumns()
+    sources: str | Path | Sequence[str | Path],
+    cols: PairColumns = PairColumns(),
+    registry: str | None = None,
 ) -> PairData:
     """Pairs from ``pairs`` + ``nodes`` when the sources hold a ``pairs`` table, else from
     ``tracks`` + ``patches``."""
-    from_tracks = not has_table(sources, cols.pairs_table)
+    from_tracks = not has_table(sources, cols.pairs_table, registry)
     images_table = cols.patches_table if from_tracks else cols.nodes_table
-    images = read_table(sources, images_table)
+    images = read_table(sources, images_table, registry)
     require_columns(images, images_table, [cols.image_id, cols.image_bytes, cols.video])
     ids = images.column(cols.image_id).combine_chunks()
     index = {v: i for i, v in enumerate(ids.to_pylist())}
@@ -117,7 +119,7 @@ def load_pairs(
         pc.dictionary_encode(images.column(cols.video)).combine_chunks().indices, dtype=np.int64
     )
     if from_tracks:
-        pairs = read_table(sources, cols.tracks_table)
+        pairs = read_table(sources, cols.tracks_table, registry)
         require_columns(pairs, cols.tracks_table, [cols.track_a, cols.track_b])
         ok = pc.and_(
             pc.is_valid(pairs.column(cols.track_a)), pc.is_valid(pairs.column(cols.track_b))
@@ -130,7 +132,7 @@ def load_pairs(
         parent: I64 = np.full(len(a), -1, dtype=np.int64)
         ptype: npt.NDArray[np.str_] = np.asarray(["intra"] * len(a), dtype=np.str_)
     else:
-        pairs = read_table(sources, cols.pairs_table)
+        pairs = read_table(sources, cols.pairs_table, registry)
         need = [cols.node_a, cols.node_b, cols.pair_type, cols.parent_a, cols.parent_b]
         require_columns(pairs, cols.pairs_table, need)
         a = _rows_of(pairs.column(cols.node_a).combine_chunks(), index, "pair node")

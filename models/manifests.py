@@ -53,14 +53,14 @@ def _read_file(path: Path, table: str) -> pa.Table:
     return pq.read_table(path)
 
 
-def _open_dataset(ref: str, table: str) -> Any:
+def _open_dataset(ref: str, table: str, registry: str | None) -> Any:
     """``data_manifests.load``: a pyarrow dataset (KeyError names unknown names/tables)."""
     dm = importlib.import_module("data_manifests")
-    return dm.load(ref, table)
+    return dm.load(ref, table, registry or None)
 
 
-def _read_dataset(ref: str, table: str) -> pa.Table:
-    out = _open_dataset(ref, table)
+def _read_dataset(ref: str, table: str, registry: str | None) -> pa.Table:
+    out = _open_dataset(ref, table, registry)
     return out if isinstance(out, pa.Table) else out.to_table()
 
 
@@ -84,8 +84,11 @@ def table_path(source: str | Path, table: str) -> Path:
     raise ValueError(f"data source {str(source)!r} is neither a file, a directory nor name@version")
 
 
-def read_table(sources: str | Path | Sequence[str | Path], table: str) -> pa.Table:
-    """Table ``table`` from one source or several (concatenated in the given order)."""
+def read_table(
+    sources: str | Path | Sequence[str | Path], table: str, registry: str | None = None
+) -> pa.Table:
+    """Table ``table`` from one source or several (concatenated in the given order).
+    ``registry``: where ``name@version`` sources live (default: $VIDEOMINE_REGISTRY / luigi.cfg)."""
     if isinstance(sources, str | Path):
         sources = [sources]
     if not sources:
@@ -93,7 +96,7 @@ def read_table(sources: str | Path | Sequence[str | Path], table: str) -> pa.Tab
     parts: list[pa.Table] = []
     for src in sources:
         if isinstance(src, str) and is_dataset_ref(src):
-            parts.append(_read_dataset(src, table))
+            parts.append(_read_dataset(src, table, registry))
             continue
         path = table_path(src, table)
         if path.is_dir():
@@ -105,14 +108,16 @@ def read_table(sources: str | Path | Sequence[str | Path], table: str) -> pa.Tab
     return out
 
 
-def has_table(sources: str | Path | Sequence[str | Path], table: str) -> bool:
+def has_table(
+    sources: str | Path | Sequence[str | Path], table: str, registry: str | None = None
+) -> bool:
     """Whether every source holds ``table`` (paths are checked without reading)."""
     if isinstance(sources, str | Path):
         sources = [sources]
     for src in sources:
         if isinstance(src, str) and is_dataset_ref(src):
             try:
-                _open_dataset(src, table)
+                _open_dataset(src, table, registry)
             except KeyError:
                 return False
             continue

@@ -67,7 +67,7 @@ def build_data(cfg: TrainConfig) -> Data:
     if cfg.task == "ranking":
         from models.data_pairs import PairColumns, PairDataset, collate_pairs, load_pairs
 
-        pairs = load_pairs(cfg.data, PairColumns(**cfg.columns))
+        pairs = load_pairs(cfg.data, PairColumns(**cfg.columns), cfg.registry or None)
         size = int(cfg.network.get("input_size", 96))
         ds: Any = PairDataset(pairs, size)
         weights = pairs.weights(cfg.type_weights, cfg.pair_types)
@@ -83,7 +83,9 @@ def build_data(cfg: TrainConfig) -> Data:
         )
 
         crop = MaskCropConfig(**cfg.crop)
-        ds = MaskDataset(load_masks(cfg.data, MaskColumns(**cfg.columns)), crop)
+        ds = MaskDataset(
+            load_masks(cfg.data, MaskColumns(**cfg.columns), cfg.registry or None), crop
+        )
         weights, collate, per = np.ones(len(ds)), collate_masks, 1
     else:
         from models.data_context import (
@@ -95,7 +97,8 @@ def build_data(cfg: TrainConfig) -> Data:
         )
 
         ds = ContextDataset(
-            load_frames(cfg.data, ContextColumns(**cfg.columns)), ContextConfig(**cfg.crop)
+            load_frames(cfg.data, ContextColumns(**cfg.columns), cfg.registry or None),
+            ContextConfig(**cfg.crop),
         )
         weights, collate, per = np.ones(len(ds)), collate_context, 2
     usable = np.flatnonzero(weights > 0)

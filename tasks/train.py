@@ -34,7 +34,7 @@ import torch
 
 from models import feature_sources
 from models.config import TrainConfig
-from tasks.common import StageOutput, StageTask, shard_count
+from tasks.common import StageOutput, StageTask, shard_count, videomine
 
 feature_sources.register()  # the `context` and `tracking` sources of pipeline.features
 _D = TrainConfig()  # every default lives in the dataclass
@@ -94,7 +94,7 @@ class _Train(StageTask):
             task=self.kind, data=self.sources(), out_dir=str(self.work_dir()), trunk=self.trunk,
             steps=self.steps, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
             weight_decay=self.weight_decay, seed=self.seed, amp=self.amp, device=self.device,
-            workers=self.workers,
+            workers=self.workers, registry=str(videomine().registry),
         )  # fmt: skip
         return TrainConfig(**values)
 
@@ -114,7 +114,11 @@ class _Train(StageTask):
         self.set_status_message(f"training {self.kind} in {work}")
         log_path = work / "train.log"
         with open(log_path, "a") as log:
-            proc = subprocess.run(self.command(config_file), stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.run(
+                self.command(config_file),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         if proc.returncode != 0:
             tail = log_path.read_text()[-3000:]
             raise RuntimeError(f"{self.task_id}: models.train exited {proc.returncode}:\n{tail}")

@@ -15,7 +15,9 @@ beside uNLC masks of the same frames when ``--unlc-root`` is given. Both write
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import luigi
 
@@ -91,3 +93,70 @@ class EvaluateMasks(_Evaluate):
         print(
             f"EvaluateMasks: wrote {m['metrics_path']} and {Path(str(self.out_dir)) / 'metrics.md'}"
         )
+
+
+# Demo preset: a small BN-VGG that learns in ~100 CPU steps (docs/training.md, "VGG16 without
+# BatchNorm"); the paper's full-size defaults need a GPU.
+DEMO_TRAIN: dict[str, Any] = {
+    "steps": 100,
+    "batch_size": 32,
+    "lr": 0.05,
+    "workers": 1,
+    "options": {
+        "trunk_options": {"widths": [16, -1, 32, -1, 64, -1, 64, -1, 64, -1], "batch_norm": True},
+        "network": {"hidden": 256, "embed_dim": 128},
+        "log_every": 20,
+        "val_fraction": 0.0,
+    },
+}
+
+
+def labelled_folder_from_nodes(
+    source: str, out_dir: Path, per_class: int = 20, min_per_class: int = 2
+) -> Path:
+    """A retrieval folder from a graph's ``nodes``: one class per video (the demo clips show
+    one object each), up to ``per_class`` patches each."""
+    from models.manifests import read_table
+    from tasks.common import videomine
+
+    registry = str(videomine().registry) or None
+    nodes = (
+        read_table(source, "nodes", registry).select(["node_id", "video_id", "jpeg"]).to_pylist()
+    )
+    by_video: dict[str, list[bytes]] = {}
+    for r in nodes:
+        by_video.setdefault(r["video_id"], []).append(r["jpeg"])
+    kept = {v: blobs[:per_class] for v, blobs in by_video.items() if len(blobs) >= min_per_class}
+    if len(kept) < 2:
+        raise ValueError(f"{source}: fewer than 2 videos with {min_per_class}+ patches")
+    for v, blobs in kept.items():
+        d = out_dir / v
+        d.mkdir(parents=True, exist_ok=True)
+        for i, b in enumerate(blobs):
+            (d / f"{i:04d}.jpg").write_bytes(b)
+    return out_dir
+
+
+def demo_retrieval(dataset: str, out_dir: Path, workers: int = 1) -> str:
+    """Train the demo preset on ``dataset`` (TrainTransitive) and evaluate retrieval by video
+    against random init and HOG; returns the lines to print."""
+    from tasks.train import TrainTransitive
+
+    labelled = labelled_folder_from_nodes(dataset, out_dir / "labelled")
+    train = TrainTransitive(dataset=dataset, **DEMO_TRAIN)
+    ev = EvaluateRetrieval(
+        data_root=str(labelled), out_dir=str(out_dir / "retrieval"),
+        checkpoint=str(train.checkpoint_path()),
+    )  # fmt: skip
+    if not luigi.build([train], local_scheduler=True, workers=workers, log_level="WARNING"):
+        raise RuntimeError(f"demo training failed; see {train.work_dir() / 'train.log'}")
+    if not luigi.build([ev], local_scheduler=True, workers=1, log_level="WARNING"):
+        raise RuntimeError("demo retrieval evaluation failed")
+    m = json.loads(Path(ev.output().path).read_text())["methods"]
+    k = m["hog"]["k"]
+    return (
+        f"retrieval precision@{k} by video on {labelled}: trained "
+        f"{m['checkpoint']['precision_at_k']:.3f} vs random init "
+        f"{m['random_init']['precision_at_k']:.3f} (HOG {m['hog']['precision_at_k']:.3f}); "
+        f"model {train.checkpoint_path()}"
+    )

@@ -151,3 +151,26 @@ def test_upstream_requirements_without_dataset(
     ctx = feature_model_task("context")
     assert ctx is not None and ctx.task_family == "TrainContext"
     assert feature_model_task("hog") is None
+
+
+def test_demo_retrieval_from_a_published_dataset(
+    tmp_path: Path, luigi_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from data_manifests.publish import publish
+    from tasks import train_eval
+
+    stage = tmp_path / "mined" / "BuildGraph" / "BuildGraph__99914b932b-0123abcd"
+    write_pair_manifest(stage, SyntheticPatchConfig(n_classes=3, instances_per_class=6, size=32))
+    meta = {"task_family": "BuildGraph", "task_id": "BuildGraph__99914b932b",
+            "lineage": "0123abcd" * 8, "params": {}, "tables": {}}  # fmt: skip
+    (stage / "_meta.json").write_text(json.dumps(meta))
+    (stage / "_SUCCESS").write_text("{}")
+    publish(str(tmp_path / "mined"), "demo", "1", ["pairs", "nodes"], str(tmp_path / "reg"))
+    monkeypatch.delenv("VIDEOMINE_REGISTRY", raising=False)
+    luigi_config(registry=str(tmp_path / "reg"))  # in-process only: passed on in the config
+    small = {**train_eval.DEMO_TRAIN, "steps": 3, "batch_size": 8, "workers": 0,
+             "options": {**TINY, "network": {"hidden": 16, "embed_dim": 8, "input_size": 32}}}  # fmt: skip
+    monkeypatch.setattr(train_eval, "DEMO_TRAIN", small)
+    line = train_eval.demo_retrieval("demo@1", tmp_path / "demo")
+    assert line.startswith("retrieval precision@") and "vs random init" in line
+    assert len(list((tmp_path / "demo" / "labelled").iterdir())) == 18  # one class per video
