@@ -163,3 +163,52 @@ def test_layer_matches_a_direct_implementation(size: int, step: int) -> None:
     for i, j in zip(rng.integers(0, n_i, 40), rng.integers(0, n_j, 40), strict=True):
         ref = _reference_det(img, size, int(i) * step, int(j) * step)
         assert det[i + margin, j + margin] == pytest.approx(ref, rel=1e-4, abs=1e-2)
+
+
+def test_detect_matches_a_per_pixel_reference() -> None:
+    """Strict 3x3x3 maxima + one Newton step, written as loops (OpenCV's findMaximaInLayer
+    and interpolateKeypoint), on the layers: same keypoints as the vectorised code."""
+    from pipeline.surf import _layer
+
+    img = _texture(96, 128, seed=12)
+    h, w = img.shape
+    cfg = SurfConfig(hessian_threshold=100.0, n_octaves=2)
+    ref = []
+    for octave in range(cfg.n_octaves):
+        step = 1 << octave
+        sizes = [(9 + 6 * layer) << octave for layer in range(cfg.n_octave_layers + 2)]
+        dets = [_layer(img, s, step, h // step, w // step)[0] for s in sizes]
+        for li in range(1, len(sizes) - 1):
+            margin = (sizes[li + 1] // 2) // step + 1
+            d0, d1, d2 = dets[li - 1], dets[li], dets[li + 1]
+            for i in range(margin, h // step - margin):
+                for j in range(margin, w // step - margin):
+                    v = d1[i, j]
+                    if v <= cfg.hessian_threshold:
+                        continue
+                    cube = np.stack([d[i - 1 : i + 2, j - 1 : j + 2] for d in (d0, d1, d2)])
+                    if (cube >= v).sum() > 1:  # strictly greater than all 26 neighbours
+                        continue
+                    n = cube.astype(np.float64).reshape(3, 9)
+                    b = -np.array([n[1, 5] - n[1, 3], n[1, 7] - n[1, 1], n[2, 4] - n[0, 4]]) / 2
+                    dxy = (n[1, 8] - n[1, 6] - n[1, 2] + n[1, 0]) / 4
+                    dxs = (n[2, 5] - n[2, 3] - n[0, 5] + n[0, 3]) / 4
+                    dys = (n[2, 7] - n[2, 1] - n[0, 7] + n[0, 1]) / 4
+                    a = np.array(
+                        [
+                            [n[1, 3] - 2 * n[1, 4] + n[1, 5], dxy, dxs],
+                            [dxy, n[1, 1] - 2 * n[1, 4] + n[1, 7], dys],
+                            [dxs, dys, n[0, 4] - 2 * n[1, 4] + n[2, 4]],
+                        ]
+                    )
+                    x = np.linalg.solve(a, b)
+                    if not (np.abs(x) <= 1).all():
+                        continue
+                    half = (sizes[li] // 2) // step
+                    cx = step * (j - half) + (sizes[li] - 1) / 2 + x[0] * step
+                    cy = step * (i - half) + (sizes[li] - 1) / 2 + x[1] * step
+                    ref.append((cx, cy))
+    ours = detect(img, cfg)
+    assert len(ref) > 20
+    assert len(ours) == len(ref)
+    assert _matched(np.array(ref), ours.xy, 1e-3).all()
