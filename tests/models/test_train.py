@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -179,3 +180,14 @@ def test_cli_with_yaml_config_flags_and_loader_workers(pairs: Path, tmp_path: Pa
     r = subprocess.run([sys.executable, "-m", "models.train", "--config", str(bad)],
                        capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
     assert r.returncode != 0 and "unknown config key(s) ['learning_rate']" in r.stderr
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_bf16_channels_last_run(pairs: Path, tmp_path: Path) -> None:
+    summary = train(_cfg(pairs, tmp_path, device="auto", workers=2, val_fraction=0.25))
+    assert summary["device"].startswith("cuda") and summary["steps"] == 8
+    line = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+    assert math.isfinite(line["loss"])
+    ck = torch.load(tmp_path / "checkpoint.pt", map_location="cpu", weights_only=True)
+    assert ck["config"]["amp"] == "auto" and ck["config"]["channels_last"] == "auto"
