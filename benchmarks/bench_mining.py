@@ -21,6 +21,7 @@ static clip), written once. In one process it measures
 from __future__ import annotations
 
 import cProfile
+import dataclasses
 import pstats
 import tempfile
 import time
@@ -158,8 +159,16 @@ def main(quick: bool = False) -> str:
                 f"{frames / t_track if seeds else float('inf'):.0f} | {both:.0f} | "
                 f"{both / dec_fps:.2f} |"
             )
+        steps = []
+        for fs in (5, 10, 20, 30):
+            cfg = dataclasses.replace(motion_cfg, frame_step=fs)
+            t = time.perf_counter()
+            seeds, _ = detect_video("moving", str(vids["moving"]), cfg)
+            steps.append((fs, n / (time.perf_counter() - t), len(seeds)))
         comp = _components(vids["moving"], motion_cfg, 6 if quick else 20)
         prof = _profile_motion(vids["moving"], motion_cfg, 8)
+    lines += ["", "| frame_step (moving clip) | DetectMotion fps | seeds |", "|---|---|---|"]
+    lines += [f"| {fs} | {fps:.0f} | {k} |" for fs, fps, k in steps]
     lines += ["", "| per analysed 448x600 pair | ms |", "|---|---|"]
     lines += [f"| {name} | {ms:.1f} |" for name, ms in comp]
     lines += ["", "| DetectMotion profile (moving clip), own time | % |", "|---|---|"]
