@@ -79,7 +79,7 @@ class MotionConfig:
     prefilter_height: int = 64  # thumbnail height: flow costs ~0.4 ms there
     prefilter_motion_px: float = 0.15  # residual thumbnail px (~1 px at 448) that "moves"
     prefilter_min_fraction: float = 0.003  # below: nothing moves besides the camera
-    prefilter_max_fraction: float = 0.9  # above: everything moves
+    prefilter_max_fraction: float = 0.7  # above: everything moves (objects scored <= 0.55)
     cut_ncc: float = 0.4  # thumbnails of consecutive frames correlating less: a shot cut
     track_length: int = 30  # Wang & Gupta 2015: tracks of 30 frames; no seed closer to an end
     min_seed_gap: int = 30  # seeds at least a track apart: pairs from one video differ

@@ -139,3 +139,13 @@ def test_config_rejects_bad_values() -> None:
         MotionConfig(box_size=500)
     with pytest.raises(ValueError, match="RGB"):
         to_grey(np.zeros((4, 4), np.uint8))
+
+
+def test_fast_all_moving_is_a_prefilter_skip() -> None:
+    # Cells scrolling 5 px/frame in their own directions: the thumbnail test sees it.
+    # (Slow all-moving clips pass it and are rejected by the full analysis, see above.)
+    frames, _, _ = clip(n_frames=8, mode="all_moving", object_size=24, speed=5.0, seed=5)
+    res = _scan(frames)
+    skipped = [r.skipped == "prefilter_all_moving" for r in res.records]
+    assert len(skipped) == 4 and sum(skipped) >= 3
+    assert not any(r.kept for r in res.records)
