@@ -9,6 +9,9 @@ Two backends, chosen per file:
   keyframe seeks. Chosen over OpenCV because it reports timestamps and decode errors and
   handles grey pixel formats; ``benchmarks/bench_fetch.py`` measures both decoders.
 
+An auto-chosen decord reader that fails while decoding switches to PyAV (when PyAV
+indexes the same frame count) and carries on; an explicitly chosen backend never switches.
+
 Frame count: the number of video packets indexed by demuxing (what both backends expose),
 and :func:`probe` decodes the first and the last frame so a count that includes undecodable
 packets is caught; ``probe(..., count="decode")`` counts by decoding every frame. The
@@ -228,6 +231,7 @@ class VideoReader:
         if meta is None and (height is not None or width is not None):
             raise VideoError(self.path, "cannot resize: PyAV cannot read the header")
         self.backend = self._src.name
+        self._auto, self._out_hw = backend == "auto", out_hw
         self.source_size = src_hw if src_hw else self._src.src_hw
         self.size = out_hw if out_hw else self.source_size
         self.header_fps = meta.fps if meta and meta.fps else self._src.header_fps
@@ -244,11 +248,33 @@ class VideoReader:
         if idx.size == 0:
             return np.zeros((0, *self.size, 3), np.uint8)
         uniq, inverse = np.unique(idx, return_inverse=True)
+        wanted = [int(i) for i in uniq]
         try:
-            frames = self._src.get_batch([int(i) for i in uniq])
+            frames = self._src.get_batch(wanted)
         except _pyav_source.PyAVSourceError as e:
             raise VideoError(self.path, str(e)) from e
+        except VideoError as e:
+            if not self._fall_back(e):
+                raise
+            return self.get_batch(idx)
         return frames[inverse]
+
+    def _fall_back(self, err: VideoError) -> bool:
+        """After a decord decode error, switch an auto-chosen reader to PyAV when PyAV
+        indexes the same number of frames (so indices keep their meaning)."""
+        if not self._auto or self.backend != "decord":
+            return False
+        try:
+            src = _pyav_source.PyAVSource(self.path, self._out_hw, DECODE_THREADS)
+        except _pyav_source.PyAVSourceError:
+            return False
+        if src.n != self._src.n:
+            src.close()
+            return False
+        log.warning("%s: decord failed (%s); continuing with PyAV", self.path, err.reason)
+        self._src.close()
+        self._src, self.backend = src, src.name
+        return True
 
     def iter_frames(
         self, start: int = 0, stop: int | None = None, step: int = 1
@@ -260,10 +286,18 @@ class VideoReader:
         return self._iter(start, stop, step)
 
     def _iter(self, start: int, stop: int, step: int) -> Iterator[tuple[int, NDArray[np.uint8]]]:
-        try:
-            yield from self._src.iter(start, stop, step)
-        except _pyav_source.PyAVSourceError as e:
-            raise VideoError(self.path, str(e)) from e
+        nxt = start
+        while True:
+            try:
+                for i, frame in self._src.iter(nxt, stop, step):
+                    nxt = i + step
+                    yield i, frame
+                return
+            except _pyav_source.PyAVSourceError as e:
+                raise VideoError(self.path, str(e)) from e
+            except VideoError as e:
+                if not self._fall_back(e):
+                    raise
 
     def close(self) -> None:
         self._src.close()

@@ -161,3 +161,29 @@ def test_variable_frame_rate(tmp_path: Path, backend: str) -> None:
     with VideoReader(path, backend=backend) as vr:  # type: ignore[arg-type]
         seq = np.stack([f for _, f in vr.iter_frames()])
         assert np.array_equal(vr.get_batch([19, 3, 11]), seq[[19, 3, 11]])
+
+
+def test_auto_reader_falls_back_to_pyav_when_decord_fails_mid_stream(
+    video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline import video_io
+
+    with VideoReader(video, backend="pyav") as ref:
+        truth = np.stack([f for _, f in ref.iter_frames()])
+    real = video_io._DecordSource.get_batch
+
+    def flaky(self: video_io._DecordSource, idx: list[int]) -> np.ndarray:
+        if {12, 13} & set(idx):
+            raise VideoError(self.path, "decode failed: injected")
+        return real(self, idx)
+
+    monkeypatch.setattr(video_io._DecordSource, "get_batch", flaky)
+    with VideoReader(video) as vr:
+        assert vr.backend == "decord"
+        got = dict(vr.iter_frames(step=3))
+        assert vr.backend == "pyav" and sorted(got) == list(range(0, 40, 3))
+        assert all(np.array_equal(f, truth[i]) for i, f in got.items())
+    with VideoReader(video) as vr:
+        assert np.array_equal(vr.get_batch([2, 13]), truth[[2, 13]]) and vr.backend == "pyav"
+    with VideoReader(video, backend="decord") as vr, pytest.raises(VideoError, match="injected"):
+        vr.get_batch([13])  # an explicit backend never switches
