@@ -199,17 +199,16 @@ def _octave_keypoints(
 ) -> None:
     """Strict 3x3x3 maxima of the middle layers, refined; appends (N, 6) rows to ``out``."""
     rows, cols = dets[0].shape
-    stack = np.stack(dets)  # (L, rows, cols)
-    # 2-D neighbourhood maxima per layer: ring (centre excluded) and full 3x3.
-    ring = np.stack([cv2.dilate(d, _NEIGH_SAME) for d in dets])
-    full = np.stack([cv2.dilate(d, _NEIGH_FULL) for d in dets])
+    # 2-D neighbourhood maxima per layer: full 3x3 (for the layers above and below).
+    full = [cv2.dilate(d, _NEIGH_FULL) for d in dets]
     for li in range(1, len(dets) - 1):
         size = sizes[li]
         margin = (sizes[li + 1] // 2) // step + 1
         if rows - 2 * margin <= 0 or cols - 2 * margin <= 0:
             continue
-        val = stack[li]
-        neigh = np.maximum(np.maximum(ring[li], full[li - 1]), full[li + 1])
+        val = dets[li]
+        # Ring of the same layer (centre excluded) and full 3x3 of its neighbours: strict max.
+        neigh = cv2.max(cv2.max(cv2.dilate(val, _NEIGH_SAME), full[li - 1]), full[li + 1])
         cand = (val > threshold) & (val > neigh)
         cand[:margin] = False
         cand[rows - margin :] = False
@@ -221,8 +220,8 @@ def _octave_keypoints(
         # N9[s][k]: s = layer below/same/above, k = 3x3 raster around (i, j).
         di = np.array([-1, -1, -1, 0, 0, 0, 1, 1, 1])
         dj = np.array([-1, 0, 1, -1, 0, 1, -1, 0, 1])
-        n9 = stack[li - 1 : li + 2][:, ii[:, None] + di, jj[:, None] + dj]  # (3, N, 9)
-        n9 = n9.transpose(1, 0, 2).astype(np.float64)
+        gi, gj = ii[:, None] + di, jj[:, None] + dj
+        n9 = np.stack([d[gi, gj] for d in dets[li - 1 : li + 2]], axis=1).astype(np.float64)
         b = -np.stack(
             [
                 (n9[:, 1, 5] - n9[:, 1, 3]) / 2,
