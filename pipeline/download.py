@@ -211,10 +211,10 @@ def _http_once(url: str, part: Path, cfg: DownloadConfig, session: requests.Sess
             total = offset + int(length) if length and length.isdigit() else None
             if total is not None and total > cfg.max_bytes:
                 raise _Permanent(f"{total} bytes, larger than the size cap {cfg.max_bytes}")
-            # read1 returns what has arrived (<= chunk_size): a cut connection loses
-            # nothing already received, so the .part resumes exactly where it stopped
+            # read1 returns what has arrived (<= chunk_size) and the .part is unbuffered:
+            # a cut connection or a killed process loses nothing already received
             body = iter(lambda: r.raw.read1(cfg.chunk_size), b"")
-            with open(part, "ab" if offset else "wb") as f:
+            with open(part, "ab" if offset else "wb", buffering=0) as f:
                 got = _stream(body, f, h, offset, cfg, t0)
             if total is not None and offset + got < total:
                 raise _Transient(f"connection closed after {offset + got} of {total} bytes")
@@ -244,7 +244,7 @@ def _fsspec_once(url: str, part: Path, cfg: DownloadConfig) -> str:
             raise _Permanent(f"{size} bytes, larger than the size cap {cfg.max_bytes}")
         if offset > size:
             offset, h = 0, hashlib.sha256()
-        with fs.open(path, "rb") as src, open(part, "ab" if offset else "wb") as f:
+        with fs.open(path, "rb") as src, open(part, "ab" if offset else "wb", buffering=0) as f:
             src.seek(offset)
             got = _stream(src, f, h, offset, cfg, time.monotonic())
         if offset + got != size:

@@ -123,8 +123,8 @@ def test_sigkill_mid_shard_then_rerun_equals_uninterrupted(
     killed = write_run(tmp_path, "killed", urls, per_shard=4)
     proc = luigi_cmd(killed, "--local-scheduler")
     try:
-        wait_for(lambda: server.count("/b.mp4") >= 1, 120, "the stalled download to start")
-        time.sleep(0.3)  # let the half body reach the .part file
+        part = tmp_path / "killed" / "videos" / "vid1.mp4.part"
+        wait_for(lambda: part.exists() and part.stat().st_size > 0, 120, "a half-written .part")
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
@@ -132,7 +132,6 @@ def test_sigkill_mid_shard_then_rerun_equals_uninterrupted(
     root = tmp_path / "killed"
     done = list(root.glob("FetchVideos/*/" + SUCCESS))
     assert done == []  # nothing looks complete
-    part = root / "videos" / "vid1.mp4.part"
     part_size = part.stat().st_size if part.exists() else -1
     assert 0 < part_size < len(vids[1])
     assert not (root / "videos" / "vid1.mp4").exists()
