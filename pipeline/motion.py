@@ -216,13 +216,18 @@ def prefilter_pass(score: float, cfg: MotionConfig) -> bool:
 
 
 def is_cut(t0: NDArray[np.uint8], t1: NDArray[np.uint8], cfg: MotionConfig) -> bool:
-    """A shot cut between two consecutive thumbnails: their correlation collapses."""
-    if float(t0.std()) < 1e-3 or float(t1.std()) < 1e-3:
-        # flat frames (fades to black): a cut only if the level jumps
+    """A shot cut between two consecutive thumbnails: their correlation collapses.
+
+    (Plain numpy: ~15 us here, against ~1.4 ms for cv2.matchTemplate, whose Intel IPP path in
+    OpenCV 4.12 is slow on small images.)"""
+    a = t0.ravel().astype(np.float32)
+    b = t1.ravel().astype(np.float32)
+    a -= a.mean()
+    b -= b.mean()
+    den = float(np.sqrt(float(a.dot(a)) * float(b.dot(b))))
+    if den < 1e-3:  # flat frames (fades to black): a cut only if the level jumps
         return abs(float(t0.mean()) - float(t1.mean())) > 20
-    # One call: the zero-mean normalised correlation of two equal-size images.
-    r = cv2.matchTemplate(t0, t1, cv2.TM_CCOEFF_NORMED)
-    return float(r[0, 0]) < cfg.cut_ncc
+    return float(a.dot(b)) / den < cfg.cut_ncc
 
 
 def best_box(
