@@ -59,7 +59,8 @@ TRACKS = register(
             "near 1 means no new view",
             "kcf_failures": "forward updates OpenCV's KCF flagged as failed",
             "frozen_tail": "trailing flagged updates (box frozen since)",
-            "boxes": "(track_length + 1) x 4 boxes x, y, w, h, flattened, original pixels",
+            "boxes": "(track_length + 1) x 4 boxes x, y, w, h, flattened, original pixels "
+            "(too_short rows: the seed box only; their evidence columns are 0)",
             "patch_a": "node_id of the A patch (null unless kept); patch_b: of A'",
         },
     )
