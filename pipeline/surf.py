@@ -178,8 +178,12 @@ def _layer(
     dxx = _haar(grey, _scaled_pattern(_DX, size), n_i, n_j, step, boxes)
     dyy = _haar(grey, _scaled_pattern(_DY, size), n_i, n_j, step, boxes)
     dxy = _haar(grey, _scaled_pattern(_DXY, size), n_i, n_j, step, boxes)
-    det[margin : margin + n_i, margin : margin + n_j] = dxx * dyy - np.float32(0.81) * dxy * dxy
-    trace[margin : margin + n_i, margin : margin + n_j] = dxx + dyy
+    # In place, same operation order as dxx * dyy - 0.81 * dxy * dxy (bit-identical).
+    dv = det[margin : margin + n_i, margin : margin + n_j]
+    np.multiply(dxx, dyy, out=dv)
+    dxy *= np.float32(0.81) * dxy
+    dv -= dxy
+    np.add(dxx, dyy, out=trace[margin : margin + n_i, margin : margin + n_j])
     return det, trace
 
 
