@@ -9,15 +9,18 @@ are read in place. The shard fails only when more than ``max_failure_rate`` of i
 Retrying failed videos: run again with ``attempt=N+1`` (``--FetchVideos-attempt 2`` or
 ``[FetchVideos] attempt=2``). Attempt N+1 requires attempt N, copies its ``ok``,
 ``duplicate`` and permanently failed rows, and fetches only the retryable failures (all
-failures with ``retry_permanent``). See docs/fetch.md.
+failures with ``retry_permanent``), plus ``ok`` rows whose downloaded file was released
+(keep_videos=false, tasks/release.py). See docs/fetch.md.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +58,49 @@ def video_dir() -> Path:
             "video_dir to a local directory when root is an object store"
         )
     return Path(d.removeprefix("file://")).expanduser().resolve()
+
+
+def _in_video_dir(path: str) -> bool | None:
+    try:
+        return Path(path).resolve().parent == video_dir()
+    except ValueError:
+        return None
+
+
+def video_path(row: Mapping[str, Any]) -> str:
+    """The local file of an ``ok`` row of a ``videos`` table, checked to exist.
+
+    Stages open videos through this so that a missing file fails the video (a row) with
+    the reason: a file FetchVideos downloaded (``owned``; unknown: it lies in
+    ``video_dir``) was most likely released by ReleaseVideos under keep_videos=false, and
+    the error says how to get it back; a local input is never deleted by videomine.
+    """
+    path = str(row["local_path"])
+    if os.path.exists(path):
+        return path
+    vid = row.get("video_id") or "?"
+    owned = row.get("owned")
+    if owned is None:
+        owned = _in_video_dir(path)
+    if owned:
+        raise FileNotFoundError(
+            f"video {vid}: downloaded file {path} is gone: ReleaseVideos deletes downloaded "
+            "files after their shard's stages when [videomine] keep_videos=false (see its "
+            "released_videos table), or it was deleted by hand. To get it back, rerun "
+            "FetchVideos with the next attempt (--FetchVideos-attempt N+1 re-downloads "
+            "released files), and set keep_videos=true to keep files for reruns; see "
+            "docs/fetch.md, 'Freeing disk: keep_videos'"
+        )
+    raise FileNotFoundError(
+        f"video {vid}: local input {path} no longer exists (videomine never deletes local "
+        "inputs): restore the file or edit the video list"
+    )
+
+
+def _released(row: Mapping[str, Any]) -> bool:
+    """An ``ok`` row whose downloaded file is gone (released under keep_videos=false)."""
+    path = row.get("local_path")
+    return bool(row.get("owned")) and bool(path) and not os.path.exists(str(path))
 
 
 def _base_row(item: Planned, attempt: int) -> dict[str, Any]:
@@ -135,7 +181,7 @@ class FetchVideos(ShardTask):
         if prev is None or prev["video_id"] != item.video_id:
             return False
         if prev["status"] != "failed":
-            return True
+            return not _released(prev)  # a released download is fetched again
         return not (prev["retryable"] or self.retry_permanent)
 
     def fetch(
