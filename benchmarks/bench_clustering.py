@@ -17,6 +17,7 @@ cosine between each point and its centroid.
 from __future__ import annotations
 
 import gc
+import sys
 import time
 from typing import Any
 
@@ -144,7 +145,9 @@ def main(quick: bool = False) -> str:
     sk: dict[str, Any] = {}
     for i, (n, d) in enumerate(sizes):
         x = planted(n, d, seed=i)
+        t = time.perf_counter()
         r = run_ours(x, rate)
+        print(f"[bench_clustering] N={n} d={d}: {time.perf_counter() - t:.1f} s", file=sys.stderr)
         if i == 0:
             sk = run_sklearn(x, r["k"], r["labels"], r["iters"])
             sk["objective_ours"] = r["objective"]
@@ -197,6 +200,4 @@ def main(quick: bool = False) -> str:
 
 
 if __name__ == "__main__":
-    import sys
-
     main(quick="--quick" in sys.argv)
