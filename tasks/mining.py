@@ -41,7 +41,7 @@ def usable_videos(videos: pa.Table) -> list[dict[str, Any]]:
     """Rows of a ``videos`` table that fetched fine (status ok, with a local file)."""
     cols = [
         c
-        for c in ("video_id", "local_path", "status", "width", "height")
+        for c in ("video_id", "local_path", "owned", "status", "width", "height")
         if c in videos.column_names
     ]
     return [
@@ -78,6 +78,8 @@ class DetectMotion(ShardTask):
         return FetchVideos(shard=self.shard)
 
     def produce(self, out: StageOutput) -> None:
+        from tasks.fetch import video_path  # names a file released by keep_videos=false
+
         cfg: MotionConfig = config_from_params(self, MotionConfig)
         videos = usable_videos(read_stage_table(self.requires(), "videos"))
         seeds_w = out.writer("seeds")
@@ -86,7 +88,7 @@ class DetectMotion(ShardTask):
             self.progress(i, len(videos), f"motion {v['video_id']}")
             t0 = time.time()
             try:
-                rows, stat = detect_video(v["video_id"], v["local_path"], cfg)
+                rows, stat = detect_video(v["video_id"], video_path(v), cfg)
             except Exception as e:  # per-video failure is a row; the shard goes on
                 log.warning("DetectMotion %s failed: %s", v["video_id"], e)
                 zeros = dict.fromkeys(
@@ -187,6 +189,8 @@ class TrackObjects(ShardTask):
         return {"videos": FetchVideos(shard=self.shard), "seeds": DetectMotion(shard=self.shard)}
 
     def produce(self, out: StageOutput) -> None:
+        from tasks.fetch import video_path  # names a file released by keep_videos=false
+
         cfg: TrackingConfig = config_from_params(self, TrackingConfig)
         req = self.requires()
         videos = {
@@ -205,7 +209,7 @@ class TrackObjects(ShardTask):
             try:
                 if vid not in videos:
                     raise FileNotFoundError(f"video {vid} has seeds but no usable file")
-                tracks, patches = track_video(vid, videos[vid]["local_path"], vseeds, cfg,
+                tracks, patches = track_video(vid, video_path(videos[vid]), vseeds, cfg,
                                               int(self.frame_height), sheet)  # fmt: skip
             except Exception as e:
                 log.warning("TrackObjects %s failed: %s", vid, e)

@@ -170,6 +170,8 @@ class SegmentMotion(ShardTask):
         prune_cfg = config_from_params(self, PruneConfig)
         unlc_cfg.validate()
         prune_cfg.validate()
+        from tasks.fetch import video_path  # names a file released by keep_videos=false
+
         videos = usable_videos(read_stage_table(self.requires(), "videos"))
         masks_w = out.writer("masks")
         shots_w = out.writer("mask_shots")
@@ -178,6 +180,7 @@ class SegmentMotion(ShardTask):
         for k, (video_id, path) in enumerate(videos):
             self.progress(k, len(videos), f"segmenting {video_id}")
             try:
+                path = video_path({"video_id": video_id, "local_path": path})
                 for oc in segment_video(path, shot_cfg, unlc_cfg, prune_cfg, self.max_side):
                     masks_w.write(mask_rows(video_id, oc, self.jpeg_quality))
                     shots_w.write([shot_row(video_id, oc)])
