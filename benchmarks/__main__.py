@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import platform
 import sys
@@ -21,8 +22,11 @@ import benchmarks
 
 
 def available() -> list[str]:
-    return sorted(m.name[len("bench_"):] for m in pkgutil.iter_modules(benchmarks.__path__)
-                  if m.name.startswith("bench_"))
+    return sorted(
+        m.name[len("bench_") :]
+        for m in pkgutil.iter_modules(benchmarks.__path__)
+        if m.name.startswith("bench_")
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,9 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown benchmark(s) {unknown}; available: {available()}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    header = (f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, "
-              f"{__import__('os').cpu_count()} cores, Python {platform.python_version()}"
-              f"{' (quick)' if args.quick else ''}.")
+    header = (
+        f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}"
+        f"{' (quick)' if args.quick else ''}."
+    )
     sections, failed = [header], []
     for stage in stages:
         print(f"\n=== bench {stage} ===", flush=True)
