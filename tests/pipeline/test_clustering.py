@@ -43,6 +43,14 @@ def test_parents_recover_blobs(seed: int) -> None:
     np.testing.assert_allclose(np.linalg.norm(r.centroids, axis=1), 1.0, atol=1e-5)
 
 
+def test_projected_seeding_recovers_blobs_in_high_dimension() -> None:
+    x, y = blobs(n_blobs=8, per=150, d=768, seed=7)
+    r = cluster_parents(x, ParentConfig(k=8, seed=7))
+    assert r.stats["init_dim"] == 256  # seeding distances in a 256-d random projection
+    assert r.stats["init_sample"] == 8 * 8
+    assert adjusted_rand_score(y, r.labels) >= 0.9
+
+
 def test_children_pure_on_blobs_and_disjoint_option() -> None:
     x, y = blobs(n_blobs=6, per=200, d=16)
     r = cluster_parents(x, ParentConfig(k=6))
