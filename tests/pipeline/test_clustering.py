@@ -44,7 +44,7 @@ def test_parents_recover_blobs(seed: int) -> None:
 
 
 def test_projected_seeding_recovers_blobs_in_high_dimension() -> None:
-    x, y = blobs(n_blobs=8, per=150, d=768, seed=7)
+    x, y = blobs(n_blobs=8, per=250, d=768, seed=7)
     r = cluster_parents(x, ParentConfig(k=8, seed=7))
     assert r.stats["init_dim"] == 256  # seeding distances in a 256-d random projection
     assert r.stats["init_sample"] == 8 * 8
