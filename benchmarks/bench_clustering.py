@@ -86,7 +86,8 @@ def run_ours(x: np.ndarray, rate: float) -> dict[str, Any]:
     n, d, k, iters = x.shape[0], x.shape[1], st["k"], st["iterations_run"]
     lloyd_flops = 2.0 * st["train_size"] * k * d * iters + 2.0 * n * k * d
     init_sample = min(n, k * pcfg.init_points_per_centroid)
-    init_flops = 2.0 * init_sample * k * d * pcfg.init_trials
+    init_d = min(d, pcfg.init_dim) if pcfg.init_dim > 0 else d  # seeding's projected dim
+    init_flops = 2.0 * init_sample * k * init_d * pcfg.init_trials
     return {
         "n": n,
         "d": d,
