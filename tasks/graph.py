@@ -19,6 +19,7 @@ reclusters with K=100 into new, parameter-hashed directories.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 from typing import Any
@@ -81,13 +82,29 @@ class EmbedPatches(ShardTask):
         trunk = self.source not in ("hog",)
         return {"gpu": 1} if trunk and torch.cuda.is_available() else {}
 
-    def requires(self) -> luigi.Task:
-        return _tracking_task(self.shard)
+    def requires(self) -> dict[str, luigi.Task]:
+        reqs = {"tracks": _tracking_task(self.shard)}
+        model = self.model_task()
+        if model is not None:
+            reqs["model"] = model
+        return reqs
+
+    def model_task(self) -> luigi.Task | None:
+        """The training task that provides the network of a `context` / `tracking` source
+        when no --checkpoint is given (the DAG's "patches + feature model")."""
+        if self.checkpoint:
+            return None
+        from tasks.train import feature_model_task  # lazy: training is optional here
+
+        return feature_model_task(self.source)
 
     def produce(self, out: StageOutput) -> None:
         cfg = config_from_params(self, FeatureConfig)
+        model = self.model_task()
+        if model is not None:
+            cfg = dataclasses.replace(cfg, checkpoint=str(model.checkpoint_path()))
         source = features.build_source(cfg)
-        nodes = track_nodes(self.requires().output())
+        nodes = track_nodes(self.requires()["tracks"].output())
         a = nodes.filter(pc.equal(nodes["view"], "A"))
         feats = np.zeros((a.num_rows, source.dim), np.float16)
         jpegs = a.column("jpeg").to_pylist()

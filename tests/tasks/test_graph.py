@@ -186,3 +186,14 @@ def test_nodes_from_tables_keeps_kept_tracks_in_order() -> None:
     parts = [pa.table({"feature": pa.array(list(f[i : i + 2]), pa.list_(pa.float16()))})
              for i in (0, 2)]  # fmt: skip
     assert (feature_matrix(pa.concat_tables(parts)) == f).all()
+
+
+def test_trained_sources_require_their_training_task(luigi_config) -> None:  # type: ignore[no-untyped-def]
+    luigi_config()
+    ctx = tg.EmbedPatches(shard=0, source="context").requires()
+    assert ctx["model"].task_family == "TrainContext"
+    trk = tg.EmbedPatches(shard=0, source="tracking").requires()
+    assert trk["model"].task_family == "TrainTracking"
+    assert "model" not in tg.EmbedPatches(shard=0).requires()  # hog: no network
+    given = tg.EmbedPatches(shard=0, source="context", checkpoint="/x/ckpt.pt").requires()
+    assert "model" not in given  # an explicit checkpoint replaces training
