@@ -116,40 +116,60 @@ def _scaled_pattern(
     return out
 
 
+# Dense (step 1) layers are computed in strips of this many filter rows: a strip's lobe sums
+# and products stay in the L2 cache, where full-frame passes were memory-bound (same values).
+_STRIP = 64
+
+
+def _corners(
+    cache: dict[Any, NDArray[Any]], step: int, y: int, x: int, n_i: int, n_j: int
+) -> NDArray[np.int32]:
+    """``ii[y : y + n_i*step : step, x : x + n_j*step : step]`` as a view with unit column
+    stride: one contiguous copy of the integral image per sampling phase, cached."""
+    key = ("phase", step, y % step, x % step)
+    phase = cache.get(key)
+    if phase is None:
+        phase = cache[key] = np.ascontiguousarray(cache["ii"][y % step :: step, x % step :: step])
+    return phase[y // step : y // step + n_i, x // step : x // step + n_j]
+
+
 def _haar(
-    grey: NDArray[np.uint8],
     pattern: list[tuple[int, int, int, int, float]],
     n_i: int,
     n_j: int,
     step: int,
-    boxes: dict[tuple[int, int], NDArray[Any]],
+    cache: dict[Any, NDArray[Any]],
 ) -> NDArray[np.float32]:
     """Weighted sum of lobe means for every filter top-left (i*step, j*step).
 
-    At step 1, lobe sums come from ``cv2.boxFilter`` with the anchor at the window's top-left
-    (the integral-image sums, exact in float32 below 2**24, but SIMD in C); ``boxes`` caches
-    one filtered image per lobe shape. Sparser octaves read the integral image (int32: the
-    sums stay below 255 * 2**18 * 2**10) at the samples only.
+    At step 1, lobe sums come from ``cv2.boxFilter`` of ``cache["grey"]`` (the rows the
+    filters cover) with the anchor at the window's top-left (the integral-image sums, exact in
+    float32 below 2**24, but SIMD in C); ``cache`` keeps one filtered image per lobe shape.
+    Sparser octaves read the image's integral image (``cache["ii"]``, int32: sums stay below
+    255 * 2**18 * 2**10) at the samples only. Each lobe is added as ``acc = w * sum + acc``
+    in float32, in pattern order.
     """
     acc = np.zeros((n_i, n_j), np.float32)
-    ri, rj = n_i * step, n_j * step
     if step > 1:  # sparse samples: four integral look-ups per sample beat full-size filters
-        ii = boxes.get((0, 0))
-        if ii is None:
-            ii = boxes[(0, 0)] = cv2.integral(grey, sdepth=cv2.CV_32S)
+        s = np.empty((n_i, n_j), np.int32)
+        sf = np.empty((n_i, n_j), np.float32)
         for x1, y1, x2, y2, w in pattern:
-            s = (
-                ii[y2 : y2 + ri : step, x2 : x2 + rj : step]
-                - ii[y1 : y1 + ri : step, x2 : x2 + rj : step]
-                - ii[y2 : y2 + ri : step, x1 : x1 + rj : step]
-                + ii[y1 : y1 + ri : step, x1 : x1 + rj : step]
+            np.subtract(
+                _corners(cache, step, y2, x2, n_i, n_j),
+                _corners(cache, step, y1, x2, n_i, n_j),
+                out=s,
             )
-            acc += np.float32(w) * s.astype(np.float32)
+            s -= _corners(cache, step, y2, x1, n_i, n_j)
+            s += _corners(cache, step, y1, x1, n_i, n_j)
+            np.multiply(s, np.float32(w), out=sf, dtype=np.float32)  # s exact: |s| < 2**24
+            acc += sf
         return acc
+    grey = cache["grey"]
     for x1, y1, x2, y2, w in pattern:
         shape = (x2 - x1, y2 - y1)
-        if shape not in boxes:
-            boxes[shape] = cv2.boxFilter(
+        box = cache.get(shape)
+        if box is None:
+            box = cache[shape] = cv2.boxFilter(
                 grey,
                 cv2.CV_32F,
                 shape,
@@ -157,15 +177,23 @@ def _haar(
                 normalize=False,
                 borderType=cv2.BORDER_CONSTANT,
             )
-        # One SIMD pass (acc = w * lobe + acc); the lobe view has unit column stride.
-        acc = cv2.scaleAdd(boxes[shape][y1 : y1 + ri, x1 : x1 + rj], w, acc)
-    return np.asarray(acc, np.float32)
+        # One SIMD pass in place (acc = w * lobe + acc); the lobe view has unit column stride.
+        cv2.scaleAdd(box[y1 : y1 + n_i, x1 : x1 + n_j], w, acc, dst=acc)
+    return acc
 
 
 def _layer(
-    grey: NDArray[np.uint8], size: int, step: int, rows: int, cols: int
+    grey: NDArray[np.uint8],
+    size: int,
+    step: int,
+    rows: int,
+    cols: int,
+    cache: dict[Any, NDArray[Any]] | None = None,
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """Determinant and trace of one layer on OpenCV's (rows, cols) sample grid."""
+    """Determinant and trace of one layer on OpenCV's (rows, cols) sample grid.
+
+    ``cache`` holds the image's integral image (and its sampling phases) across layers and
+    octaves; ``detect`` passes one per image."""
     det = np.zeros((rows, cols), np.float32)
     trace = np.zeros((rows, cols), np.float32)
     h, w = grey.shape
@@ -174,21 +202,29 @@ def _layer(
     n_i = 1 + (h - size) // step
     n_j = 1 + (w - size) // step
     margin = (size // 2) // step
-    boxes: dict[tuple[int, int], NDArray[Any]] = {}
-    dxx = _haar(grey, _scaled_pattern(_DX, size), n_i, n_j, step, boxes)
-    dyy = _haar(grey, _scaled_pattern(_DY, size), n_i, n_j, step, boxes)
-    dxy = _haar(grey, _scaled_pattern(_DXY, size), n_i, n_j, step, boxes)
-    # In place, same operation order as dxx * dyy - 0.81 * dxy * dxy (bit-identical).
-    dv = det[margin : margin + n_i, margin : margin + n_j]
-    np.multiply(dxx, dyy, out=dv)
-    dxy *= np.float32(0.81) * dxy
-    dv -= dxy
-    np.add(dxx, dyy, out=trace[margin : margin + n_i, margin : margin + n_j])
+    patterns = [_scaled_pattern(p, size) for p in (_DX, _DY, _DXY)]
+    if step > 1:
+        shared = cache if cache is not None else {}
+        if "ii" not in shared:
+            shared["ii"] = cv2.integral(grey, sdepth=cv2.CV_32S)
+        strips = [(0, n_i, shared)]
+    else:  # filter rows r0..r1 read image rows r0 .. r1 + size - 1
+        strips = [
+            (r0, min(r0 + _STRIP, n_i), {"grey": grey[r0 : min(r0 + _STRIP, n_i) + size - 1]})
+            for r0 in range(0, n_i, _STRIP)
+        ]
+    for r0, r1, src in strips:
+        dxx, dyy, dxy = (_haar(p, r1 - r0, n_j, step, src) for p in patterns)
+        # In place, same operation order as dxx * dyy - 0.81 * dxy * dxy (bit-identical).
+        rs, cs = slice(margin + r0, margin + r1), slice(margin, margin + n_j)
+        dv = det[rs, cs]
+        np.multiply(dxx, dyy, out=dv)
+        dxy *= np.float32(0.81) * dxy
+        dv -= dxy
+        np.add(dxx, dyy, out=trace[rs, cs])
     return det, trace
 
 
-_NEIGH_SAME = np.ones((3, 3), np.uint8)
-_NEIGH_SAME[1, 1] = 0
 _NEIGH_FULL = np.ones((3, 3), np.uint8)
 
 
@@ -211,21 +247,29 @@ def _octave_keypoints(
         if rows - 2 * margin <= 0 or cols - 2 * margin <= 0:
             continue
         val = dets[li]
-        # Ring of the same layer (centre excluded) and full 3x3 of its neighbours: strict max.
-        neigh = cv2.max(cv2.max(cv2.dilate(val, _NEIGH_SAME), full[li - 1]), full[li + 1])
-        cand = (val > threshold) & (val > neigh)
-        cand[:margin] = False
-        cand[rows - margin :] = False
-        cand[:, :margin] = False
-        cand[:, cols - margin :] = False
-        ii, jj = np.nonzero(cand)
-        if ii.size == 0:
+        # Strict maximum of its 3x3x3 cube, on the interior: not below its own layer's 3x3
+        # maximum, above the full 3x3 of the layers below and above; ties within its own
+        # layer are settled at the few candidates left (below).
+        inner = (slice(margin, rows - margin), slice(margin, cols - margin))
+        v = val[inner]
+        cand = (v > threshold) & (v >= full[li][inner])
+        cand &= v > np.maximum(full[li - 1][inner], full[li + 1][inner])
+        flat = np.flatnonzero(cand)
+        if flat.size == 0:
             continue
+        ii, jj = np.divmod(flat, cols - 2 * margin)
+        ii += margin
+        jj += margin
         # N9[s][k]: s = layer below/same/above, k = 3x3 raster around (i, j).
         di = np.array([-1, -1, -1, 0, 0, 0, 1, 1, 1])
         dj = np.array([-1, 0, 1, -1, 0, 1, -1, 0, 1])
         gi, gj = ii[:, None] + di, jj[:, None] + dj
         n9 = np.stack([d[gi, gj] for d in dets[li - 1 : li + 2]], axis=1).astype(np.float64)
+        strict = (np.delete(n9[:, 1], 4, axis=1) < n9[:, 1, 4:5]).all(axis=1)
+        if not strict.all():
+            ii, jj, n9 = ii[strict], jj[strict], n9[strict]
+            if ii.size == 0:
+                continue
         b = -np.stack(
             [
                 (n9[:, 1, 5] - n9[:, 1, 3]) / 2,
@@ -281,13 +325,14 @@ def detect(
         return _detect_opencv(grey, cfg)
     h, w = grey.shape
     rows_out: list[NDArray[np.float64]] = []
+    cache: dict[Any, NDArray[Any]] = {}  # the integral image, shared by the sparse octaves
     step = 1
     for octave in range(cfg.n_octaves):
         rows, cols = h // step, w // step
         sizes = [(9 + 6 * layer) << octave for layer in range(cfg.n_octave_layers + 2)]
         if rows < 3 or cols < 3 or sizes[1] > min(h, w):
             break
-        dets, traces = zip(*(_layer(grey, s, step, rows, cols) for s in sizes), strict=True)
+        dets, traces = zip(*(_layer(grey, s, step, rows, cols, cache) for s in sizes), strict=True)
         _octave_keypoints(
             list(dets), list(traces), sizes, step, octave, cfg.hessian_threshold, rows_out
         )
