@@ -10,7 +10,9 @@ good tracks, and then freezes):
   lost the object (see ``kcf_lost``) while its box touched the border;
 * ``kcf_lost``: KCF froze for the last ``max_frozen`` frames (see below);
 * ``fb_fail``: tracking back from the last frame to the seed frame ends with IoU
-  < ``min_fb_iou`` with the seed box (forward-backward consistency);
+  < ``min_fb_iou`` with the seed box (forward-backward consistency). The backward pass
+  runs only when the forward track is not already dropped as ``left_frame`` / ``kcf_lost``
+  (those reasons come first; ``fb_iou`` is then NaN), unless ``backward_on_dropped``;
 * ``low_confidence``: the tracked patch's colours change abruptly between two frames
   (histogram intersection < ``min_step_similarity``): an occluder or a jump to another
   object. Colour histograms, not pixel correlation: a one-pixel shift of a fine texture at
@@ -64,6 +66,9 @@ class TrackingConfig:
     max_copy_ncc: float = 0.95  # A' correlating more with A: no new view
     patch_size: int = 96  # Wang & Gupta 2015 / Wang, He & Gupta 2017 patch side
     jpeg_quality: int = 90  # stored crops: visually lossless, ~5 KB each
+    # Track back only if the forward track is not already dropped (left_frame, kcf_lost):
+    # the reason cannot change and it saves half the KCF updates. True: always (for tuning).
+    backward_on_dropped: bool = False
 
     def __post_init__(self) -> None:
         if self.track_length < 1:
@@ -77,8 +82,8 @@ class TrackResult:
     """Boxes are (x, y, w, h) in the input frames' pixels."""
 
     boxes: NDArray[np.float64]  # (track_length + 1, 4): seed box, then KCF's boxes
-    back_box: Box  # the backward track's box in the seed frame
-    fb_iou: float
+    back_box: Box  # the backward track's box in the seed frame (NaN: not tracked back)
+    fb_iou: float  # NaN when the forward track was already dropped (no backward pass)
     kcf_failures: int  # forward updates OpenCV's KCF flagged as failed
     frozen_tail: int  # trailing forward updates flagged failed (box frozen since)
     min_inside: float  # smallest in-frame area of a box over the seed box's area
@@ -92,7 +97,10 @@ class TrackResult:
 
     @property
     def confidence(self) -> float:
-        """fb_iou x the weakest colour similarity (step or end), in [0, 1]."""
+        """fb_iou x the weakest colour similarity (step or end), in [0, 1]; 0 without a
+        backward pass."""
+        if np.isnan(self.fb_iou):
+            return 0.0
         return float(self.fb_iou * min(self.min_step_similarity, self.end_similarity))
 
 
@@ -230,13 +238,21 @@ def track(frames: NDArray[np.uint8], box: Sequence[float], cfg: TrackingConfig) 
     seed_s: Box = (x * s, y * s, w * s, h * s)
     fwd, flags = _run_kcf(small, seed_s)
     frozen = len(flags) - (max((i + 1 for i, ok in enumerate(flags) if ok), default=0))
-    back, _ = _run_kcf(small[::-1], fwd[-1])
-    fb_iou = iou(back[-1], fwd[0])
     boxes = np.array(fwd, np.float64) / s
     boxes[0] = (x, y, w, h)
     # OpenCV clips its box to the image, so a box shrinking against the border is the sign
     # of an object leaving: compare with the seed box's area, not the box's own.
     min_in = min(inside_fraction(b, width, height, w * h) for b in boxes)
+    bx, by, bw, bh = boxes[-1]
+    at_edge = bx <= 1 or by <= 1 or bx + bw >= width - 1 or by + bh >= height - 1
+    left = min_in < cfg.min_inside or (frozen >= cfg.max_frozen and at_edge)
+    lost = frozen >= cfg.max_frozen
+    back_box: Box = (float("nan"),) * 4
+    fb_iou = float("nan")
+    if cfg.backward_on_dropped or not (left or lost):
+        back, _ = _run_kcf(small[::-1], fwd[-1])
+        fb_iou = iou(back[-1], fwd[0])
+        back_box = tuple(float(v) / s for v in back[-1])  # type: ignore[assignment]
     # Colour similarity of consecutive tracked patches at tracking scale (cheap).
     hists = [
         colour_hist(crop_resize(f, b, cfg.track_box), cfg.hist_bins)
@@ -256,11 +272,9 @@ def track(frames: NDArray[np.uint8], box: Sequence[float], cfg: TrackingConfig) 
     ]
     copy_ncc = max(ncc(grey32[0], grey32[1]), ncc(grey32[0], grey32[2]))
     end_sim = float(np.minimum(hists[0], hists[-1]).sum())
-    bx, by, bw, bh = boxes[-1]
-    at_edge = bx <= 1 or by <= 1 or bx + bw >= width - 1 or by + bh >= height - 1
-    if min_in < cfg.min_inside or (frozen >= cfg.max_frozen and at_edge):
+    if left:
         reason = "left_frame"  # shrank against the border, or lost while touching it
-    elif frozen >= cfg.max_frozen:
+    elif lost:
         reason = "kcf_lost"
     elif fb_iou < cfg.min_fb_iou:
         reason = "fb_fail"
@@ -272,7 +286,7 @@ def track(frames: NDArray[np.uint8], box: Sequence[float], cfg: TrackingConfig) 
         reason = "ok"
     return TrackResult(
         boxes=boxes,
-        back_box=tuple(float(v) / s for v in back[-1]),  # type: ignore[arg-type]
+        back_box=back_box,
         fb_iou=fb_iou,
         kcf_failures=flags.count(False),
         frozen_tail=frozen,

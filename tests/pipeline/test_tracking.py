@@ -34,6 +34,18 @@ def test_object_leaving_the_frame_is_dropped_as_left_frame(seed: int) -> None:
     assert r.min_inside < CFG.min_inside or r.frozen_tail >= CFG.max_frozen
 
 
+def test_dropped_forward_track_skips_the_backward_pass() -> None:
+    """left_frame / kcf_lost are decided by the forward track: no backward pass (fb_iou NaN,
+    confidence 0) unless backward_on_dropped asks for it; the reason is the same either way."""
+    frames, gt, _ = clip(n_frames=31, object_size=80, speed=8.0, bounce=False, seed=2)
+    r = track(frames, gt[0, 0], CFG)
+    assert r.reason == "left_frame" and np.isnan(r.fb_iou) and np.isnan(r.back_box).all()
+    assert r.confidence == 0.0
+    full = track(frames, gt[0, 0], TrackingConfig(track_length=30, backward_on_dropped=True))
+    assert full.reason == "left_frame" and 0.0 <= full.fb_iou <= 1.0
+    assert np.array_equal(full.boxes, r.boxes) and full.min_inside == r.min_inside
+
+
 def test_occluded_object_is_dropped() -> None:
     frames, gt, _ = clip(n_frames=31, object_size=80, speed=2.0, seed=1)
     # A static, differently coloured occluder over where the object is from frame 10 on.

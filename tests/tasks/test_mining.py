@@ -82,6 +82,25 @@ def test_detect_and_track_build(tmp_path: Path, luigi_config: Callable[..., Path
     )
 
 
+def test_track_video_workers_give_the_same_rows(tmp_path: Path) -> None:
+    from pipeline.tracking import TrackingConfig
+    from tasks.mining import track_video
+
+    frames, gt, _ = clip(n_frames=40, object_size=120, speed=1.0, seed=1,
+                         object_textures=("noise", "checker"))  # fmt: skip
+    path = str(write_video(tmp_path / "m.mp4", frames, 25.0))
+    seeds = [
+        {"seed_id": f"m:f{f:07d}", "frame": f, "video_id": "m",
+         **{c: float(v) for c, v in zip("xywh", gt[f, 0], strict=True)}}
+        for f in (0, 9, 18, 28)  # the last one is too close to the end (28 + 12 = 40)
+    ]  # fmt: skip
+    cfg = TrackingConfig(track_length=12)
+    one = track_video("m", path, seeds, cfg, 240)
+    two = track_video("m", path, seeds, cfg, 240, workers=2)
+    assert sorted(t["reason"] for t in one[0]) == ["ok", "ok", "ok", "too_short"]
+    assert one[0] == two[0] and one[1] == two[1]
+
+
 def test_a_failing_video_is_a_row(
     tmp_path: Path, luigi_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
