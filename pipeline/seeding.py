@@ -10,8 +10,12 @@ box, at least ``min_seed_gap`` frames apart, at most ``max_seeds_per_video``, an
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import threading
+from collections import deque
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,32 +68,70 @@ class Seed:
     record: FrameRecord
 
 
-def scan(frames: Iterable[tuple[int, NDArray[np.uint8]]], cfg: MotionConfig) -> ScanResult:
-    """Analyse a stream of consecutive (index, (H, W, 3) uint8 RGB) frames."""
-    fine = DenseFlow(cfg.flow_method, cfg.dis_preset)
+def scan(
+    frames: Iterable[tuple[int, NDArray[np.uint8]]], cfg: MotionConfig, workers: int = 1
+) -> ScanResult:
+    """Analyse a stream of consecutive (index, (H, W, 3) uint8 RGB) frames.
+
+    ``workers`` > 1 runs the full pair analyses in that many threads (OpenCV and numpy release
+    the GIL) while the stream goes on; the records are the same as with 1."""
+    local = threading.local()  # one DIS instance per thread: OpenCV's are not thread-safe
+
+    def fine() -> DenseFlow:
+        flow: DenseFlow | None = getattr(local, "flow", None)
+        if flow is None:
+            flow = local.flow = DenseFlow(cfg.flow_method, cfg.dis_preset)
+        return flow
+
+    def full(g0: NDArray[np.uint8], g1: NDArray[np.uint8]) -> FrameMotion:
+        return analyse_pair(g0, g1, fine(), cfg)
+
     coarse = DenseFlow("dis", "ultrafast")  # thumbnails: 0.4 ms, accuracy is not the point
+    pool = ThreadPoolExecutor(workers) if workers > 1 else None
     records: list[FrameRecord] = []
+    pending: deque[tuple[int, FrameRecord, Future[FrameMotion]]] = deque()
+
+    def resolve(limit: int) -> None:  # at most `limit` analyses in flight
+        while len(pending) > limit:
+            i, rec, fut = pending.popleft()
+            records[i] = dataclasses.replace(rec, motion=fut.result())
+
     cuts: list[int] = []
     prev_rgb: NDArray[np.uint8] | None = None
     prev_thumb: NDArray[np.uint8] | None = None
     prev_idx = -1
     size = (0, 0)
     seen = 0
-    for idx, rgb in frames:
-        if prev_idx >= 0 and idx != prev_idx + 1:
-            raise ValueError(f"frames must be consecutive: {prev_idx} then {idx}")
-        size = (rgb.shape[1], rgb.shape[0])
-        thumb = _thumb(rgb, cfg.prefilter_height)
-        seen = idx + 1
-        if prev_rgb is not None and prev_thumb is not None:
-            cut = is_cut(prev_thumb, thumb, cfg)
-            if cut:
-                cuts.append(idx)
-            t = prev_idx
-            if t % cfg.frame_step == 0:
-                records.append(_analyse(t, len(cuts), cut, prev_rgb, rgb, prev_thumb, thumb,
-                                        fine, coarse, cfg))  # fmt: skip
-        prev_rgb, prev_thumb, prev_idx = rgb, thumb, idx
+    try:
+        for idx, rgb in frames:
+            if prev_idx >= 0 and idx != prev_idx + 1:
+                raise ValueError(f"frames must be consecutive: {prev_idx} then {idx}")
+            size = (rgb.shape[1], rgb.shape[0])
+            thumb = _thumb(rgb, cfg.prefilter_height)
+            seen = idx + 1
+            if prev_rgb is not None and prev_thumb is not None:
+                cut = is_cut(prev_thumb, thumb, cfg)
+                if cut:
+                    cuts.append(idx)
+                t = prev_idx
+                if t % cfg.frame_step == 0:
+                    rec = _screen(t, len(cuts), cut, prev_thumb, thumb, coarse, cfg)
+                    if rec.skipped:
+                        records.append(rec)
+                    elif pool is None:
+                        records.append(
+                            dataclasses.replace(rec, motion=full(to_grey(prev_rgb), to_grey(rgb)))
+                        )
+                    else:
+                        fut = pool.submit(full, to_grey(prev_rgb), to_grey(rgb))
+                        pending.append((len(records), rec, fut))
+                        records.append(rec)
+                        resolve(2 * workers)
+            prev_rgb, prev_thumb, prev_idx = rgb, thumb, idx
+        resolve(0)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return ScanResult(records, np.array([0, *cuts], np.int64), seen, size)
 
 
@@ -101,18 +143,17 @@ def _thumb(rgb: NDArray[np.uint8], height: int) -> NDArray[np.uint8]:
     return thumbnail(np.ascontiguousarray(rgb[::s, ::s, 1]), height)
 
 
-def _analyse(
+def _screen(
     t: int,
     shot: int,
     cut: bool,
-    rgb0: NDArray[np.uint8],
-    rgb1: NDArray[np.uint8],
     t0: NDArray[np.uint8],
     t1: NDArray[np.uint8],
-    fine: DenseFlow,
     coarse: DenseFlow,
     cfg: MotionConfig,
 ) -> FrameRecord:
+    """The record of pair (t, t+1) before the full analysis: skipped (a cut, or the
+    pre-filter), or to be analysed (``skipped == ""``, ``motion`` still None)."""
     shot_of_t = shot - 1 if cut else shot
     if cut:
         return FrameRecord(t, shot_of_t, float("nan"), "cut", None)
@@ -120,8 +161,7 @@ def _analyse(
     if cfg.prefilter and not prefilter_pass(score, cfg):
         why = "prefilter_static" if score < cfg.prefilter_min_fraction else "prefilter_all_moving"
         return FrameRecord(t, shot_of_t, score, why, None)
-    motion = analyse_pair(to_grey(rgb0), to_grey(rgb1), fine, cfg)
-    return FrameRecord(t, shot_of_t, score, "", motion)
+    return FrameRecord(t, shot_of_t, score, "", None)
 
 
 def shot_end(frame: int, shot_starts: NDArray[np.int64], n_frames: int) -> int:

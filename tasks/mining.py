@@ -73,6 +73,11 @@ class DetectMotion(ShardTask):
     """Motion seeds of one shard's videos -> ``seeds`` + ``seed_videos``."""
 
     may_be_empty = ("seeds",)  # a shard of static or all-moving clips has no seed
+    workers = luigi.IntParameter(
+        default=1,
+        significant=False,
+        description="pair analyses run at once in threads (same rows; 1 = single core)",
+    )
 
     def requires(self) -> luigi.Task:
         from tasks.fetch import FetchVideos  # lazy: importing `tasks` must not need it
@@ -90,7 +95,7 @@ class DetectMotion(ShardTask):
             self.progress(i, len(videos), f"motion {v['video_id']}")
             t0 = time.time()
             try:
-                rows, stat = detect_video(v["video_id"], video_path(v), cfg)
+                rows, stat = detect_video(v["video_id"], video_path(v), cfg, int(self.workers))
             except Exception as e:  # per-video failure is a row; the shard goes on
                 log.warning("DetectMotion %s failed: %s", v["video_id"], e)
                 zeros = dict.fromkeys(
@@ -120,13 +125,15 @@ class DetectMotion(ShardTask):
 
 
 def detect_video(
-    video_id: str, path: str, cfg: MotionConfig
+    video_id: str, path: str, cfg: MotionConfig, workers: int = 1
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """``seeds`` rows and the ``seed_videos`` row (without wall time) of one video."""
+    """``seeds`` rows and the ``seed_videos`` row (without wall time) of one video.
+
+    ``workers`` > 1: pair analyses in that many threads (same rows)."""
     with VideoReader(path, height=cfg.frame_height) as reader:
         fps = reader.fps
         src_h, src_w = reader.source_size
-        result = scan(reader.iter_frames(), cfg)
+        result = scan(reader.iter_frames(), cfg, workers)
     work_w, work_h = result.size
     sx, sy = src_w / max(work_w, 1), src_h / max(work_h, 1)
     seeds = select_seeds(result, cfg)

@@ -149,3 +149,19 @@ def test_fast_all_moving_is_a_prefilter_skip() -> None:
     skipped = [r.skipped == "prefilter_all_moving" for r in res.records]
     assert len(skipped) == 4 and sum(skipped) >= 3
     assert not any(r.kept for r in res.records)
+
+
+def test_scan_workers_give_the_same_records() -> None:
+    frames, _, _ = clip(n_frames=16, object_size=120, speed=1.0, camera_pan=(1.0, 0.5), seed=0,
+                        object_textures=TEXTURED)  # fmt: skip
+    w = list(enumerate(resize_height(frames, CFG.frame_height)))
+    one, two = scan(iter(w), CFG), scan(iter(w), CFG, workers=2)
+    assert len(one.records) == len(two.records) == 8
+    for a, b in zip(one.records, two.records, strict=True):
+        assert (a.frame, a.skipped, a.kept) == (b.frame, b.skipped, b.kept)
+        if a.motion is not None and b.motion is not None:
+            assert a.motion.box == b.motion.box
+            assert np.array_equal(a.motion.moving, b.motion.moving)
+            assert np.array_equal(a.motion.homography, b.motion.homography)
+    seeds = [[(s.frame, s.box) for s in select_seeds(r, CFG)] for r in (one, two)]
+    assert seeds[0] and seeds[0] == seeds[1]
