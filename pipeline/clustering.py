@@ -166,23 +166,23 @@ def greedy_kmeanspp(x: FloatArray, k: int, rng: np.random.Generator, n_trials: i
     memory, so the cost is ~k * n * d memory traffic: callers seed on a sample, projected."""
     n = x.shape[0]
     trials = n_trials or 2 + int(np.log(k))
-    xt = np.ascontiguousarray(x.T)  # (d, n)
     picks = np.empty(k, dtype=np.int64)
     picks[0] = int(rng.integers(n))
-    d2 = np.maximum(2.0 - 2.0 * (x[picks[0]] @ xt), 0.0)  # squared chord distance (sphere)
+    d2 = np.maximum(2.0 - 2.0 * (x @ x[picks[0]]), 0.0)  # squared chord distance (sphere)
     for c in range(1, k):
         cum = np.cumsum(d2, dtype=np.float64)
         if cum[-1] <= 0:  # fewer distinct points than k: any point will do
             cand = rng.integers(n, size=trials)
         else:
             cand = np.minimum(np.searchsorted(cum, rng.random(trials) * cum[-1]), n - 1)
-        dc = x[cand] @ xt  # (trials, n) cosines
+        # (n, d) @ (d, trials): measured 2x faster than (trials, d) @ (d, n) with OpenBLAS
+        dc = x @ np.ascontiguousarray(x[cand].T)  # (n, trials) cosines
         np.multiply(dc, -2.0, out=dc)
         np.add(dc, 2.0, out=dc)
         np.maximum(dc, 0.0, out=dc)
-        np.minimum(dc, d2[None, :], out=dc)
-        best = int(np.argmin(dc.sum(axis=1)))
-        d2 = dc[best].copy()
+        np.minimum(dc, d2[:, None], out=dc)
+        best = int(np.argmin(dc.sum(axis=0)))
+        d2 = dc[:, best].copy()
         picks[c] = cand[best]
     return picks
 
