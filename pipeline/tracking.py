@@ -218,21 +218,32 @@ def follow(
     return boxes
 
 
-def track(frames: NDArray[np.uint8], box: Sequence[float], cfg: TrackingConfig) -> TrackResult:
+def track(
+    frames: NDArray[np.uint8] | Sequence[NDArray[np.uint8]],
+    box: Sequence[float],
+    cfg: TrackingConfig,
+) -> TrackResult:
     """Track ``box`` from frames[0] through frames[track_length].
 
-    frames: (T, H, W, 3) uint8 RGB with T >= track_length + 1 (extra frames are ignored);
-    box: (x, y, w, h) in frames[0]'s pixels.
+    frames: (T, H, W, 3) uint8 RGB, as one array or a sequence of (H, W, 3) frames (no
+    stacking copy), with T >= track_length + 1 (extra frames are ignored); box: (x, y, w, h)
+    in frames[0]'s pixels.
     """
-    if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be (T, H, W, 3) uint8 RGB, got {frames.shape}")
+    if isinstance(frames, np.ndarray):
+        shape: tuple[int, ...] = frames.shape[1:] if frames.ndim == 4 else ()
+        ok = frames.dtype == np.uint8
+    else:
+        shape = frames[0].shape if len(frames) else ()
+        ok = all(f.shape == shape and f.dtype == np.uint8 for f in frames)
+    if not ok or len(shape) != 3 or shape[2] != 3:
+        raise ValueError(f"frames must be (T, H, W, 3) uint8 RGB, got {len(frames)} x {shape}")
     n = cfg.track_length + 1
     if len(frames) < n:
         raise ValueError(f"need {n} frames for track_length={cfg.track_length}, got {len(frames)}")
     x, y, w, h = (float(v) for v in box)
     if w <= 0 or h <= 0:
         raise ValueError(f"box {tuple(box)} has no area")
-    height, width = frames.shape[1:3]
+    height, width = shape[:2]
     s = cfg.track_box / max(w, h)
     small = _scale_frames(list(frames[:n]), s)
     seed_s: Box = (x * s, y * s, w * s, h * s)

@@ -323,7 +323,7 @@ def track_video(
                 while nxt < len(todo) and int(todo[nxt]["frame"]) + L == idx:
                     seed = todo[nxt]
                     f0 = int(seed["frame"])
-                    window = np.stack([buf[i] for i in range(f0, f0 + L + 1)])
+                    window = [buf[i] for i in range(f0, f0 + L + 1)]  # no stacking copy
                     if pool is None:
                         r = track(window, _box(seed, s), cfg)
                         _track_rows(video_id, seed, r, s, cfg, tracks, patches, sheet)
