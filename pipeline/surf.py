@@ -21,6 +21,7 @@ When a non-free OpenCV build is installed, ``detect(..., use_opencv=True)`` call
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,20 +117,59 @@ def _scaled_pattern(
     return out
 
 
-# Dense (step 1) layers are computed in strips of this many filter rows: a strip's lobe sums
-# and products stay in the L2 cache, where full-frame passes were memory-bound (same values).
-_STRIP = 64
+class _Scratch:
+    """Scratch arrays reused from one image to the next (one set per thread).
+
+    Fresh large arrays cost page faults on first write: measured on 448x600 frames, about a
+    third of the detector's CPU time went to the kernel before the buffers were reused.
+    ``_Scratch(reuse=False)`` allocates every array afresh (for callers that keep results).
+    """
+
+    def __init__(self, reuse: bool = True) -> None:
+        self.reuse = reuse
+        self.arrays: dict[tuple[Any, ...], NDArray[Any]] = {}
+
+    def get(self, key: tuple[Any, ...], shape: tuple[int, ...], dtype: Any) -> NDArray[Any]:
+        a = self.arrays.get(key) if self.reuse else None
+        if a is None or a.shape != shape or a.dtype != dtype:
+            a = np.empty(shape, dtype)
+            if self.reuse:
+                self.arrays[key] = a
+        return a
+
+    def zeros(self, key: tuple[Any, ...], shape: tuple[int, ...], dtype: Any) -> NDArray[Any]:
+        a = self.get(key, shape, dtype)
+        a.fill(0)
+        return a
+
+
+_THREAD = threading.local()
+
+
+def _scratch() -> _Scratch:
+    s: _Scratch | None = getattr(_THREAD, "scratch", None)
+    if s is None:
+        s = _THREAD.scratch = _Scratch()
+    return s
 
 
 def _corners(
-    cache: dict[Any, NDArray[Any]], step: int, y: int, x: int, n_i: int, n_j: int
+    cache: dict[Any, NDArray[Any]],
+    scratch: _Scratch,
+    step: int,
+    y: int,
+    x: int,
+    n_i: int,
+    n_j: int,
 ) -> NDArray[np.int32]:
     """``ii[y : y + n_i*step : step, x : x + n_j*step : step]`` as a view with unit column
     stride: one contiguous copy of the integral image per sampling phase, cached."""
     key = ("phase", step, y % step, x % step)
     phase = cache.get(key)
     if phase is None:
-        phase = cache[key] = np.ascontiguousarray(cache["ii"][y % step :: step, x % step :: step])
+        sub = cache["ii"][y % step :: step, x % step :: step]
+        phase = cache[key] = scratch.get(key, sub.shape, np.int32)
+        np.copyto(phase, sub)
     return phase[y // step : y // step + n_i, x // step : x // step + n_j]
 
 
@@ -139,28 +179,29 @@ def _haar(
     n_j: int,
     step: int,
     cache: dict[Any, NDArray[Any]],
+    scratch: _Scratch,
+    key: tuple[Any, ...],
 ) -> NDArray[np.float32]:
     """Weighted sum of lobe means for every filter top-left (i*step, j*step).
 
-    At step 1, lobe sums come from ``cv2.boxFilter`` of ``cache["grey"]`` (the rows the
-    filters cover) with the anchor at the window's top-left (the integral-image sums, exact in
-    float32 below 2**24, but SIMD in C); ``cache`` keeps one filtered image per lobe shape.
-    Sparser octaves read the image's integral image (``cache["ii"]``, int32: sums stay below
-    255 * 2**18 * 2**10) at the samples only. Each lobe is added as ``acc = w * sum + acc``
-    in float32, in pattern order.
+    At step 1, lobe sums come from ``cv2.boxFilter`` of ``cache["grey"]`` with the anchor at
+    the window's top-left (the integral-image sums, exact in float32 below 2**24, but SIMD in
+    C); ``cache`` keeps one filtered image per lobe shape. Sparser octaves read the image's
+    integral image (``cache["ii"]``, int32: sums stay below 255 * 2**18 * 2**10) at the
+    samples only. Each lobe is added as ``acc = w * sum + acc`` in float32, in pattern order.
     """
-    acc = np.zeros((n_i, n_j), np.float32)
+    acc = scratch.zeros(("acc", *key), (n_i, n_j), np.float32)
     if step > 1:  # sparse samples: four integral look-ups per sample beat full-size filters
-        s = np.empty((n_i, n_j), np.int32)
-        sf = np.empty((n_i, n_j), np.float32)
+        s = scratch.get(("s", step), (n_i, n_j), np.int32)
+        sf = scratch.get(("sf", step), (n_i, n_j), np.float32)
         for x1, y1, x2, y2, w in pattern:
             np.subtract(
-                _corners(cache, step, y2, x2, n_i, n_j),
-                _corners(cache, step, y1, x2, n_i, n_j),
+                _corners(cache, scratch, step, y2, x2, n_i, n_j),
+                _corners(cache, scratch, step, y1, x2, n_i, n_j),
                 out=s,
             )
-            s -= _corners(cache, step, y2, x1, n_i, n_j)
-            s += _corners(cache, step, y1, x1, n_i, n_j)
+            s -= _corners(cache, scratch, step, y2, x1, n_i, n_j)
+            s += _corners(cache, scratch, step, y1, x1, n_i, n_j)
             np.multiply(s, np.float32(w), out=sf, dtype=np.float32)  # s exact: |s| < 2**24
             acc += sf
         return acc
@@ -173,6 +214,7 @@ def _haar(
                 grey,
                 cv2.CV_32F,
                 shape,
+                dst=scratch.get(("box", len(cache)), grey.shape, np.float32),
                 anchor=(0, 0),
                 normalize=False,
                 borderType=cv2.BORDER_CONSTANT,
@@ -189,13 +231,18 @@ def _layer(
     rows: int,
     cols: int,
     cache: dict[Any, NDArray[Any]] | None = None,
+    scratch: _Scratch | None = None,
+    slot: int = 0,
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """Determinant and trace of one layer on OpenCV's (rows, cols) sample grid.
 
     ``cache`` holds the image's integral image (and its sampling phases) across layers and
-    octaves; ``detect`` passes one per image."""
-    det = np.zeros((rows, cols), np.float32)
-    trace = np.zeros((rows, cols), np.float32)
+    octaves; ``detect`` passes one per image, and its thread's ``scratch`` (the returned
+    arrays are then reused by the next image: ``slot`` = layer index keeps an octave's apart).
+    Without ``scratch`` the arrays are fresh."""
+    scratch = scratch if scratch is not None else _Scratch(reuse=False)
+    det = scratch.zeros(("det", step, slot), (rows, cols), np.float32)
+    trace = scratch.zeros(("trace", step, slot), (rows, cols), np.float32)
     h, w = grey.shape
     if size > h or size > w:
         return det, trace
@@ -203,25 +250,23 @@ def _layer(
     n_j = 1 + (w - size) // step
     margin = (size // 2) // step
     patterns = [_scaled_pattern(p, size) for p in (_DX, _DY, _DXY)]
+    src: dict[Any, NDArray[Any]] = {"grey": grey}  # step 1: box-filtered lobes, this layer
     if step > 1:
-        shared = cache if cache is not None else {}
-        if "ii" not in shared:
-            shared["ii"] = cv2.integral(grey, sdepth=cv2.CV_32S)
-        strips = [(0, n_i, shared)]
-    else:  # filter rows r0..r1 read image rows r0 .. r1 + size - 1
-        strips = [
-            (r0, min(r0 + _STRIP, n_i), {"grey": grey[r0 : min(r0 + _STRIP, n_i) + size - 1]})
-            for r0 in range(0, n_i, _STRIP)
-        ]
-    for r0, r1, src in strips:
-        dxx, dyy, dxy = (_haar(p, r1 - r0, n_j, step, src) for p in patterns)
-        # In place, same operation order as dxx * dyy - 0.81 * dxy * dxy (bit-identical).
-        rs, cs = slice(margin + r0, margin + r1), slice(margin, margin + n_j)
-        dv = det[rs, cs]
-        np.multiply(dxx, dyy, out=dv)
-        dxy *= np.float32(0.81) * dxy
-        dv -= dxy
-        np.add(dxx, dyy, out=trace[rs, cs])
+        src = cache if cache is not None else {}
+        if "ii" not in src:
+            ii = scratch.get(("ii",), (h + 1, w + 1), np.int32)
+            src["ii"] = cv2.integral(grey, sum=ii, sdepth=cv2.CV_32S)
+    dxx, dyy, dxy = (
+        _haar(p, n_i, n_j, step, src, scratch, (step, k)) for k, p in enumerate(patterns)
+    )
+    # In place, same operation order as dxx * dyy - 0.81 * dxy * dxy (bit-identical).
+    dv = det[margin : margin + n_i, margin : margin + n_j]
+    np.multiply(dxx, dyy, out=dv)
+    tmp = scratch.get(("tmp", step), dxy.shape, np.float32)
+    np.multiply(dxy, np.float32(0.81), out=tmp)
+    dxy *= tmp
+    dv -= dxy
+    np.add(dxx, dyy, out=trace[margin : margin + n_i, margin : margin + n_j])
     return det, trace
 
 
@@ -236,11 +281,16 @@ def _octave_keypoints(
     octave: int,
     threshold: float,
     out: list[NDArray[np.float64]],
+    scratch: _Scratch | None = None,
 ) -> None:
     """Strict 3x3x3 maxima of the middle layers, refined; appends (N, 6) rows to ``out``."""
+    scratch = scratch if scratch is not None else _Scratch(reuse=False)
     rows, cols = dets[0].shape
     # 2-D neighbourhood maxima per layer: full 3x3 (for the layers above and below).
-    full = [cv2.dilate(d, _NEIGH_FULL) for d in dets]
+    full = [
+        cv2.dilate(d, _NEIGH_FULL, dst=scratch.get(("full", step, k), d.shape, np.float32))
+        for k, d in enumerate(dets)
+    ]
     for li in range(1, len(dets) - 1):
         size = sizes[li]
         margin = (sizes[li + 1] // 2) // step + 1
@@ -252,8 +302,13 @@ def _octave_keypoints(
         # layer are settled at the few candidates left (below).
         inner = (slice(margin, rows - margin), slice(margin, cols - margin))
         v = val[inner]
-        cand = (v > threshold) & (v >= full[li][inner])
-        cand &= v > np.maximum(full[li - 1][inner], full[li + 1][inner])
+        cand = scratch.get(("cand", step, li), v.shape, np.bool_)
+        test = scratch.get(("test", step, li), v.shape, np.bool_)
+        nmax = scratch.get(("nmax", step, li), v.shape, np.float32)
+        np.greater(v, threshold, out=cand)
+        cand &= np.greater_equal(v, full[li][inner], out=test)
+        np.maximum(full[li - 1][inner], full[li + 1][inner], out=nmax)
+        cand &= np.greater(v, nmax, out=test)
         flat = np.flatnonzero(cand)
         if flat.size == 0:
             continue
@@ -326,15 +381,19 @@ def detect(
     h, w = grey.shape
     rows_out: list[NDArray[np.float64]] = []
     cache: dict[Any, NDArray[Any]] = {}  # the integral image, shared by the sparse octaves
+    scratch = _scratch()
     step = 1
     for octave in range(cfg.n_octaves):
         rows, cols = h // step, w // step
         sizes = [(9 + 6 * layer) << octave for layer in range(cfg.n_octave_layers + 2)]
         if rows < 3 or cols < 3 or sizes[1] > min(h, w):
             break
-        dets, traces = zip(*(_layer(grey, s, step, rows, cols, cache) for s in sizes), strict=True)
+        dets, traces = zip(
+            *(_layer(grey, s, step, rows, cols, cache, scratch, k) for k, s in enumerate(sizes)),
+            strict=True,
+        )
         _octave_keypoints(
-            list(dets), list(traces), sizes, step, octave, cfg.hessian_threshold, rows_out
+            list(dets), list(traces), sizes, step, octave, cfg.hessian_threshold, rows_out, scratch
         )
         step *= 2
     if not rows_out:
