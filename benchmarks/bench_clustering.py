@@ -114,25 +114,38 @@ def run_sklearn(x: np.ndarray, k: int, labels: np.ndarray, iters: int) -> dict[s
     from sklearn.neighbors import NearestNeighbors
 
     out: dict[str, Any] = {}
-    t = time.perf_counter()
+    t = time.perf_counter()  # one run: it is the slow one, short load spikes matter little
     km = KMeans(n_clusters=k, n_init=1, max_iter=iters, random_state=0).fit(x)
     out["t_kmeans"] = time.perf_counter() - t
     out["obj_kmeans"] = objective(x, km.cluster_centers_)
-    t = time.perf_counter()
-    mb = MiniBatchKMeans(n_clusters=k, n_init=1, random_state=0, batch_size=4096).fit(x)
-    out["t_minibatch"] = time.perf_counter() - t
-    out["obj_minibatch"] = objective(x, mb.cluster_centers_)
-    # Stage 2 the same way as ours (exact top-10 inside each parent), with sklearn's kNN.
-    t = time.perf_counter()
-    for p in np.unique(labels[labels >= 0]):
-        idx = np.flatnonzero(labels == p)
-        nn = NearestNeighbors(n_neighbors=min(11, idx.size), algorithm="brute", metric="cosine")
-        nn.fit(x[idx]).kneighbors(x[idx])
-    out["t_knn"] = time.perf_counter() - t
-    t = time.perf_counter()
-    nbr, _ = mutual_knn.knn_within_groups(x, labels, 10)
-    out["t_knn_faiss"] = time.perf_counter() - t
+    mb_box: list[Any] = []
+
+    def minibatch() -> None:
+        mb_box[:] = [MiniBatchKMeans(n_clusters=k, n_init=1, random_state=0, batch_size=4096)]
+        mb_box[0].fit(x)
+
+    out["t_minibatch"] = best_of(minibatch)
+    out["obj_minibatch"] = objective(x, mb_box[0].cluster_centers_)
+
+    def sk_knn() -> None:  # stage 2 as ours does it (exact top-10 inside each parent)
+        for p in np.unique(labels[labels >= 0]):
+            idx = np.flatnonzero(labels == p)
+            nn = NearestNeighbors(n_neighbors=min(11, idx.size), algorithm="brute", metric="cosine")
+            nn.fit(x[idx]).kneighbors(x[idx])
+
+    out["t_knn"] = best_of(sk_knn)
+    out["t_knn_faiss"] = best_of(lambda: mutual_knn.knn_within_groups(x, labels, 10))
     return out
+
+
+def best_of(fn: Any, repeats: int = 3) -> float:
+    """Smallest wall time of `repeats` runs (the machine is shared: spikes are not ours)."""
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
 
 
 def main(quick: bool = False) -> str:
@@ -148,6 +161,11 @@ def main(quick: bool = False) -> str:
         x = planted(n, d, seed=i)
         t = time.perf_counter()
         r = run_ours(x, rate)
+        if i == 0:  # the small size: best of 3 runs, like the fast sklearn baselines
+            for _ in range(2):
+                again = run_ours(x, rate)
+                if again["t_parents"] + again["t_children"] < r["t_parents"] + r["t_children"]:
+                    r = again
         print(f"[bench_clustering] N={n} d={d}: {time.perf_counter() - t:.1f} s", file=sys.stderr)
         if i == 0:
             sk = run_sklearn(x, r["k"], r["labels"], r["iters"])
@@ -181,7 +199,8 @@ def main(quick: bool = False) -> str:
     lines += [
         "",
         f"scikit-learn on N={n0:,}, d={d0}, same K and iteration budget "
-        "(objective = mean cosine to the nearest centroid, higher is better):",
+        "(objective = mean cosine to the nearest centroid, higher is better; best of 3 runs "
+        "except sklearn KMeans, one run):",
         "",
         "| method | seconds | objective | ours faster by |",
         "|---|---|---|---|",
