@@ -32,7 +32,7 @@ from models.data_pairs import PairDataset, collate_pairs, load_pairs
 from models.losses import RankingLossConfig
 from models.sampling import GlobalBatchSampler
 from models.synthetic import SyntheticPatchConfig, write_pair_manifest
-from models.train import _autocast_dtype, _worker_init, build_model
+from models.train import _autocast_dtype, build_model, serial_opencv
 
 TRUNKS = ("vgg16", "alexnet", "resnet18")
 
@@ -74,7 +74,6 @@ def _loader(
     sampler = GlobalBatchSampler(data.weights({}, None), batch, seed=1)
     return DataLoader(
         ds, batch_sampler=sampler, collate_fn=collate_pairs, num_workers=workers,
-        worker_init_fn=_worker_init if workers else None,
         prefetch_factor=4 if workers else None, pin_memory=device.type == "cuda",
     )  # fmt: skip
 
@@ -84,7 +83,7 @@ def main(quick: bool = False) -> str:
     device = dist.pick_device("auto")
     workers = TrainConfig.workers
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, serial_opencv():
         data_dir = write_pair_manifest(
             Path(tmp), SyntheticPatchConfig(n_classes=8, instances_per_class=max(batch, 32))
         )

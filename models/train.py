@@ -13,10 +13,12 @@ automatically when the config matches (``models.checkpoint``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,9 +129,24 @@ def build_model(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
     return model, spec
 
 
-def _worker_init(_: int) -> None:
-    torch.set_num_threads(1)  # workers decode JPEGs; one thread each avoids oversubscription
+@contextlib.contextmanager
+def serial_opencv(enabled: bool = True) -> Iterator[None]:
+    """Make OpenCV single-threaded in this (parent) process while loader workers fork from it.
+
+    A forked worker inherits OpenCV's thread pool without its threads; reconfiguring it there
+    (``cv2.setNumThreads`` in a worker_init_fn) deadlocks in pthread_cond_destroy, and using
+    it may too. Serial in the parent before the fork: the workers inherit a serial OpenCV
+    (one decode per worker is the parallelism we want). torch sets 1 thread in workers itself.
+    """
+    if not enabled:
+        yield
+        return
+    old = cv2.getNumThreads()
     cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(old)
 
 
 def _autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
@@ -337,24 +354,24 @@ def _train(cfg: TrainConfig, ctx: dist.DistContext) -> dict[str, Any]:
         collate_fn=data.collate,
         num_workers=cfg.workers,
         pin_memory=ctx.device.type == "cuda",
-        worker_init_fn=_worker_init if cfg.workers else None,
         prefetch_factor=4 if cfg.workers else None,
         persistent_workers=False,
     )
     t0 = time.perf_counter()
-    try:
-        it = iter(loader)
-        while state.step < cfg.steps:
-            n = min(
-                sampler.batches_per_epoch - state.step % sampler.batches_per_epoch,
-                cfg.steps - state.step,
-            )
-            train_one_epoch(state, it, n)
-        if start == cfg.steps and ctx.is_main and not (out / ckpt_io.LATEST).exists():
-            save(state)
-        final = run_evaluation(state, data.val_batches)
-    finally:
-        metrics.close()
+    with serial_opencv(cfg.workers > 0):
+        try:
+            it = iter(loader)
+            while state.step < cfg.steps:
+                n = min(
+                    sampler.batches_per_epoch - state.step % sampler.batches_per_epoch,
+                    cfg.steps - state.step,
+                )
+                train_one_epoch(state, it, n)
+            if start == cfg.steps and ctx.is_main and not (out / ckpt_io.LATEST).exists():
+                save(state)
+            final = run_evaluation(state, data.val_batches)
+        finally:
+            metrics.close()
     summary = {
         "task": cfg.task,
         "steps": state.step,

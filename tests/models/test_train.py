@@ -191,3 +191,26 @@ def test_gpu_bf16_channels_last_run(pairs: Path, tmp_path: Path) -> None:
     assert math.isfinite(line["loss"])
     ck = torch.load(tmp_path / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert ck["config"]["amp"] == "auto" and ck["config"]["channels_last"] == "auto"
+
+
+def test_loader_workers_fork_safely_after_opencv_threads_ran(pairs: Path, tmp_path: Path) -> None:
+    # Regression: cv2.setNumThreads in a forked loader worker deadlocked once the parent's
+    # OpenCV thread pool had run (it hung the test suite). Run in a child with a timeout, so
+    # a hang fails instead of blocking.
+    script = f"""
+import cv2, numpy as np
+cv2.setNumThreads(2)
+for _ in range(10):
+    cv2.warpAffine(np.zeros((1500, 1500, 3), np.uint8), np.eye(2, 3), (1200, 1200))
+from models.config import TrainConfig
+from models.train import train
+train(TrainConfig(task="ranking", data=[{str(pairs)!r}], out_dir={str(tmp_path)!r}, steps=2,
+      batch_size=8, workers=2, trunk_options={TINY!r}, network={HEAD!r}, tensorboard=False,
+      val_fraction=0.0))
+assert cv2.getNumThreads() == 2  # restored after training
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=180
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
