@@ -20,6 +20,7 @@ When a non-free OpenCV build is installed, ``detect(..., use_opencv=True)`` call
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from dataclasses import dataclass
@@ -103,10 +104,12 @@ def _to_grey(image: NDArray[np.uint8]) -> NDArray[np.uint8]:
     return image
 
 
+@functools.lru_cache(maxsize=256)
 def _scaled_pattern(
     pattern: tuple[tuple[int, int, int, int, int], ...], size: int
-) -> list[tuple[int, int, int, int, float]]:
-    """OpenCV's resizeHaarPattern: scale the 9x9 pattern, weight each lobe by 1/area."""
+) -> tuple[tuple[int, int, int, int, float], ...]:
+    """OpenCV's resizeHaarPattern: scale the 9x9 pattern, weight each lobe by 1/area
+    (cached: a handful of (pattern, size) pairs)."""
     ratio = size / 9.0
     out = []
     for x1, y1, x2, y2, w in pattern:
@@ -114,7 +117,7 @@ def _scaled_pattern(
         dx1, dy1 = round(ratio * x1), round(ratio * y1)
         dx2, dy2 = round(ratio * x2), round(ratio * y2)
         out.append((dx1, dy1, dx2, dy2, w / float((dx2 - dx1) * (dy2 - dy1))))
-    return out
+    return tuple(out)
 
 
 class _Scratch:
@@ -174,7 +177,7 @@ def _corners(
 
 
 def _haar(
-    pattern: list[tuple[int, int, int, int, float]],
+    pattern: tuple[tuple[int, int, int, int, float], ...],
     n_i: int,
     n_j: int,
     step: int,
