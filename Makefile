@@ -30,7 +30,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m "slow" tests
 
 bench: $(STAMP)
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks --update-readme
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

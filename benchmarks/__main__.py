@@ -20,6 +20,8 @@ from pathlib import Path
 
 import benchmarks
 
+BEGIN, END = "<!-- BENCH:BEGIN -->", "<!-- BENCH:END -->"
+
 
 def available() -> list[str]:
     return sorted(
@@ -34,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("stages", nargs="*", help=f"subset of {available()}")
     ap.add_argument("--quick", action="store_true", help="small sizes only (minutes, not hours)")
     ap.add_argument("--out", default="bench_output", help="where tables are written")
+    ap.add_argument(
+        "--update-readme",
+        action="store_true",
+        help="replace the table block of README.md with every stage's latest table",
+    )
     args = ap.parse_args(argv)
     stages = args.stages or available()
     unknown = [s for s in stages if s not in available()]
@@ -44,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}"
-        f"{' (quick)' if args.quick else ''}."
+        f"{' (quick)' if args.quick else ''}"
     )
-    sections, failed = [header], []
+    failed = []
     for stage in stages:
         print(f"\n=== bench {stage} ===", flush=True)
         t0 = time.time()
@@ -56,9 +63,22 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             failed.append(stage)
             continue
-        (out / f"{stage}.md").write_text(table + "\n")
-        sections.append(f"### {stage}\n\n{table}\n\n_({time.time() - t0:.0f} s)_")
-    (out / "README_table.md").write_text("\n\n".join(sections) + "\n")
+        took = f"_{header}; the run took {time.time() - t0:.0f} s._"
+        (out / f"{stage}.md").write_text(f"{table}\n\n{took}\n")
+    # The README block holds the latest table of every stage, each measured in one run.
+    sections = [
+        f"### {s}\n\n{(out / f'{s}.md').read_text().strip()}"
+        for s in available()
+        if (out / f"{s}.md").exists()
+    ]
+    block = "\n\n".join(sections) + "\n"
+    (out / "README_table.md").write_text(block)
+    if args.update_readme:
+        readme = Path(__file__).resolve().parent.parent / "README.md"
+        text = readme.read_text()
+        a, b = text.index(BEGIN) + len(BEGIN), text.index(END)
+        readme.write_text(text[:a] + "\n" + block + text[b:])
+        print(f"updated {readme}")
     print(f"\ntables written to {out}/")
     if failed:
         print(f"benchmarks that failed: {failed}", file=sys.stderr)
