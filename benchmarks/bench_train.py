@@ -32,7 +32,7 @@ from models.data_pairs import PairDataset, collate_pairs, load_pairs
 from models.losses import RankingLossConfig
 from models.sampling import GlobalBatchSampler
 from models.synthetic import SyntheticPatchConfig, write_pair_manifest
-from models.train import _autocast_dtype, build_model, serial_opencv
+from models.train import _autocast_dtype, build_model, resolve_workers, serial_opencv
 
 TRUNKS = ("vgg16", "alexnet", "resnet18")
 
@@ -81,7 +81,7 @@ def _loader(
 def main(quick: bool = False) -> str:
     batch, n_steps, rounds = (16, 2, 3) if quick else (100, 2, 2)
     device = dist.pick_device("auto")
-    workers = TrainConfig.workers
+    workers = resolve_workers(TrainConfig.workers, device, 1)
     rows = []
     with tempfile.TemporaryDirectory() as tmp, serial_opencv():
         data_dir = write_pair_manifest(

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -147,6 +148,15 @@ def serial_opencv(enabled: bool = True) -> Iterator[None]:
         yield
     finally:
         cv2.setNumThreads(old)
+
+
+def resolve_workers(requested: int, device: torch.device, world_size: int) -> int:
+    """``workers`` = -1: 2 on CPU, min(8, CPU cores per rank) on CUDA; else as given."""
+    if requested >= 0:
+        return requested
+    if device.type != "cuda":
+        return 2
+    return max(2, min(8, (os.cpu_count() or 2) // max(world_size, 1)))
 
 
 def _autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
@@ -348,17 +358,18 @@ def _train(cfg: TrainConfig, ctx: dist.DistContext) -> dict[str, Any]:
         cfg.steps,
         cfg.epoch_size,
     )
+    workers = resolve_workers(cfg.workers, ctx.device, ctx.world_size)
     loader = DataLoader(
         data.dataset,
         batch_sampler=sampler,
         collate_fn=data.collate,
-        num_workers=cfg.workers,
+        num_workers=workers,
         pin_memory=ctx.device.type == "cuda",
-        prefetch_factor=4 if cfg.workers else None,
+        prefetch_factor=4 if workers else None,
         persistent_workers=False,
     )
     t0 = time.perf_counter()
-    with serial_opencv(cfg.workers > 0):
+    with serial_opencv(workers > 0):
         try:
             it = iter(loader)
             while state.step < cfg.steps:
@@ -377,6 +388,7 @@ def _train(cfg: TrainConfig, ctx: dist.DistContext) -> dict[str, Any]:
         "steps": state.step,
         "resumed_from": start,
         "world_size": ctx.world_size,
+        "workers": workers,
         "device": str(ctx.device),
         "checkpoint": str(out / ckpt_io.LATEST),
         "skipped_rows": len(state.skipped),

@@ -214,3 +214,13 @@ assert cv2.getNumThreads() == 2  # restored after training
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=180
     )
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_worker_count_auto() -> None:
+    from models.train import resolve_workers
+
+    assert resolve_workers(-1, torch.device("cpu"), 1) == 2
+    assert resolve_workers(3, torch.device("cpu"), 1) == 3
+    cores = os.cpu_count() or 2
+    assert resolve_workers(-1, torch.device("cuda", 0), 1) == max(2, min(8, cores))
+    assert resolve_workers(-1, torch.device("cuda", 0), 10**6) == 2
