@@ -59,6 +59,7 @@ class TrainConfig:
     margin: float = 0.5  # ranking hinge margin (both papers)
     negatives: int = 4  # K negatives per pair (2015: top K = 4 when hard)
     hard_after: int = 0  # step from which negatives are hard; before: random (phase 1)
+    video_fallback: bool = False  # pairs with no other-parent candidate use other videos'
     gather_negatives: bool = True  # DDP: pick negatives from the global batch (== 1 process)
     seed: int = 0  # data order, jitter and random negatives; init is the trunk's init_seed
     # runtime

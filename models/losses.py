@@ -29,6 +29,9 @@ IGNORE = 255  # trimap value of pixels that weigh nothing
 class RankingLossConfig:
     margin: float = 0.5  # both papers
     k: int = 4  # negatives per pair (Wang & Gupta 2015: top K = 4 in the hard phase)
+    # A pair with no candidate from another parent in the batch (a run with one parent
+    # cluster, say) falls back to other videos' candidates. Off: the papers' rule.
+    video_fallback: bool = False
 
 
 @dataclass
@@ -43,17 +46,25 @@ class RankingStats:
     pairs_without_negative: int
 
 
-def valid_negatives(parent: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
+def valid_negatives(
+    parent: torch.Tensor, video: torch.Tensor, video_fallback: bool = False
+) -> torch.Tensor:
     """(B,) int64 parent ids (-1 = none) and video codes -> (B, 2B) bool candidate mask.
 
     Column j and j + B are pair j's two sides. Valid when both pairs have a parent and the
     parents differ, or when either lacks one and the videos differ. Never the pair itself.
+    ``video_fallback``: a row left without any candidate takes every other-video pair.
     """
     if parent.shape != video.shape or parent.ndim != 1:
         raise ValueError(f"parent and video must be (B,), got {parent.shape} {video.shape}")
     both = (parent[:, None] >= 0) & (parent[None, :] >= 0)
     differ = torch.where(both, parent[:, None] != parent[None, :], video[:, None] != video[None, :])
     differ.fill_diagonal_(False)
+    if video_fallback:
+        other_video = video[:, None] != video[None, :]
+        empty = ~differ.any(dim=1, keepdim=True)
+        differ = torch.where(empty, other_video, differ)
+        differ.fill_diagonal_(False)
     return torch.cat([differ, differ], dim=1)
 
 
@@ -107,7 +118,7 @@ def ranking_loss(
     # D(X,X+) - D(X,X-) = cos(X,X-) - cos(X,X+)
     violation = neg_cos_all - pos_cos[:, None] + cfg.margin
     hinge = torch.relu(violation)
-    valid = valid_negatives(parent, video)
+    valid = valid_negatives(parent, video, cfg.video_fallback)
     cols, real = select_negatives(violation, valid, cfg.k, phase, generator)
     chosen = torch.gather(hinge, 1, cols)  # (B, k)
     weights = real.float()

@@ -156,6 +156,8 @@ def _pair_top1(model: nn.Module, batch: dict[str, Any], sc: StepContext) -> floa
     emb = nn.functional.normalize(emb, dim=1)
     a, p = emb[:n], emb[n:]
     cos = a @ emb.T  # (n, 2n)
-    valid = valid_negatives(batch["parent"].to(sc.device), batch["video"].to(sc.device))
+    valid = valid_negatives(
+        batch["parent"].to(sc.device), batch["video"].to(sc.device), sc.ranking.video_fallback
+    )
     best_neg = cos.masked_fill(~valid, float("-inf")).max(dim=1).values
     return float(((a * p).sum(1) > best_neg).float().mean())

@@ -283,6 +283,12 @@ def train_one_epoch(state: State, loader_iter: Any, n_steps: int) -> None:
                     **mean,
                 }
             )
+            if mean.get("pairs_without_negative", 0.0) > 0.5 * cfg.batch_size:
+                log.warning(
+                    "step %d: %.0f of %d pairs found no negative (another parent or video) in "
+                    "the batch; the loss ignores them (one parent cluster? see video_fallback)",
+                    state.step, mean["pairs_without_negative"], cfg.batch_size,
+                )  # fmt: skip
             acc.clear()
             state.window_t0 = time.perf_counter()
         if state.step % cfg.ckpt_every == 0 or state.step == cfg.steps:
@@ -339,7 +345,7 @@ def _train(cfg: TrainConfig, ctx: dist.DistContext) -> dict[str, Any]:
         ids = [ctx.device.index] if ctx.device.type == "cuda" else None
         wrapped = DistributedDataParallel(model, device_ids=ids)
     sc = steps.StepContext(
-        ctx, ctx.device, cl, adt, RankingLossConfig(cfg.margin, cfg.negatives),
+        ctx, ctx.device, cl, adt, RankingLossConfig(cfg.margin, cfg.negatives, cfg.video_fallback),
         cfg.hard_after, cfg.gather_negatives, cfg.seed,
     )  # fmt: skip
     metrics = MetricsLog(out, ctx.is_main, cfg.tensorboard)

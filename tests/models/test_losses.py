@@ -150,3 +150,22 @@ def test_context_loss_is_cross_entropy() -> None:
     expected = (-math.log(e2 / (e2 + 7)) + math.log(8)) / 2  # row 1 is uniform
     assert loss.item() == pytest.approx(expected, rel=1e-6)
     assert acc == 0.5
+
+
+def test_video_fallback_only_for_rows_without_another_parent() -> None:
+    # pairs 0-2 share parent 4 (videos 0, 1, 1); pair 3 has parent 9 (video 2)
+    parent = torch.tensor([4, 4, 4, 9])
+    video = torch.tensor([0, 1, 1, 2])
+    strict = valid_negatives(parent, video)[:, :4]
+    assert strict[0].tolist() == [False, False, False, True]  # the parent rule is enough
+    one_parent = torch.tensor([4, 4, 4, 4])
+    assert not valid_negatives(one_parent, video).any()
+    fb = valid_negatives(one_parent, video, video_fallback=True)[:, :4]
+    assert fb.tolist() == [
+        [False, True, True, True],
+        [True, False, False, True],  # same video (pair 2) stays excluded
+        [True, False, False, True],
+        [True, True, True, False],
+    ]
+    # rows that have another-parent candidates keep the strict rule
+    assert torch.equal(valid_negatives(parent, video, video_fallback=True)[0, :4], strict[0])
