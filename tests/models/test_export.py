@@ -133,3 +133,19 @@ def test_resnet18_export_loads_into_torchvision_names(tmp_path: Path) -> None:
     x = torch.randn(2, 3, 96, 96)
     with torch.no_grad():
         torch.testing.assert_close(ref.features(x), trunk.pool5(x))
+
+
+def test_export_cli_prints_where(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from models.export import main
+
+    trunk = build_trunk("resnet18")
+    torch.save(
+        {
+            "trunk_spec": trunk_spec(trunk),
+            "model": {"trunk." + k: v for k, v in trunk.state_dict().items()},
+        },
+        tmp_path / "c.pt",
+    )
+    main([str(tmp_path / "c.pt"), str(tmp_path / "out.pt")])
+    assert f"wrote {tmp_path / 'out.pt'}" in capsys.readouterr().out
+    assert "layer4.1.bn2.running_var" in torch.load(tmp_path / "out.pt", weights_only=True)
