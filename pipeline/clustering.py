@@ -316,11 +316,21 @@ def cluster_children(
     if par.shape != (n,):
         raise ValueError(f"parents must be ({n},), got {par.shape}")
     t0 = time.perf_counter()
-    nbr, _ = mutual_knn.knn_within_groups(xf, par, cfg.n_neighbors)
+    # Work on points reordered by parent (stable, so ties break as in the input order): the
+    # gathers of every step then stay inside one parent's block of memory instead of
+    # jumping across an N-row array that no longer fits in cache.
+    perm = np.argsort(par, kind="stable")
+    xs = np.ascontiguousarray(xf[perm])
+    nbr, _ = mutual_knn.knn_within_groups(xs, par[perm], cfg.n_neighbors)
     t_knn = time.perf_counter() - t0
     mutual = mutual_knn.mutual_neighbors(nbr)
-    members = mutual_knn.cliques(mutual, cfg.child_size, chunk=cfg.chunk)
-    score = mutual_knn.mean_pairwise_similarity(xf, members)
+    local = mutual_knn.cliques(mutual, cfg.child_size, chunk=cfg.chunk)
+    score = mutual_knn.mean_pairwise_similarity(xs, local)
+    mean_degree = float((mutual < n).sum(axis=1).mean()) if n else 0.0
+    del xs, nbr, mutual
+    members = np.sort(perm[local], axis=1)
+    order = np.lexsort(members.T[::-1])
+    members, score = members[order], score[order]
     n_all = members.shape[0]
     if not cfg.allow_overlap and n_all:
         keep = mutual_knn.greedy_disjoint(members, score, n)
@@ -334,7 +344,7 @@ def cluster_children(
             "child_size": cfg.child_size,
             "allow_overlap": cfg.allow_overlap,
             "cliques_found": int(n_all),
-            "mean_mutual_degree": float((mutual < n).sum(axis=1).mean()) if n else 0.0,
+            "mean_mutual_degree": mean_degree,
             "knn_seconds": t_knn,
             "total_seconds": t_total,
         }
