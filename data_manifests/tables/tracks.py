@@ -51,7 +51,8 @@ TRACKS = register(
             "reason": "ok | kcf_lost | left_frame | fb_fail | low_confidence | near_copy | "
             "too_short (video or shot ends before frame_b)",
             "confidence": "fb_iou x min(min_step_similarity, end_similarity), in [0, 1]",
-            "fb_iou": "IoU of the backward track's seed-frame box with the seed box",
+            "fb_iou": "IoU of the backward track's seed-frame box with the seed box; NaN when the "
+            "forward pass already dropped the track (no backward pass; see backward_on_dropped)",
             "min_inside": "smallest share of a box inside the frame",
             "min_step_similarity": "smallest colour-histogram overlap of consecutive patches",
             "end_similarity": "colour-histogram overlap of the first and last patches",
