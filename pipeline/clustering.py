@@ -57,7 +57,8 @@ class ParentConfig:
     init_dim: int = 256  # seeding distances in a random 256-d projection when d > 256:
     # seeding streams its sample once per pick, so 4608-d features seed ~18x cheaper; planted
     # 1024-d blobs failed 2/20 projected vs 3/20 full (64-d: 6/20); 0 = full dimension
-    nredo: int = 1  # one run: reruns multiply cost for little gain at these K
+    nredo: int = 1  # one run: reruns multiply cost for little gain (faiss inits only:
+    # greedy seeding would give every redo the same start)
     seed: int = 1234  # faiss's own default seed, made explicit
     use_gpu: bool = True  # use faiss GPUs when faiss sees any at run time
 
