@@ -491,3 +491,55 @@ def concat_stage_tables(sources: Iterable[StageTask | StageTarget], name: str) -
 
 def input_list_digest() -> str:
     return list_digest(video_entries())
+
+
+# ----------------------------------------------------------------------------- evaluations
+
+
+class EvaluationOutput(luigi.LocalTarget):
+    """``metrics.json`` in a user-chosen ``--out-dir``.
+
+    Complete only when the directory's stamp names this very task (same task id, so the
+    same data, checkpoint and parameters): rerunning an evaluation with anything changed
+    into the same directory evaluates again instead of reporting stale metrics.
+    """
+
+    STAMP = ".videomine_task_id"
+
+    def __init__(self, out_dir: str, task_id: str) -> None:
+        super().__init__(str(Path(out_dir) / "metrics.json"))
+        self.stamp = Path(out_dir) / self.STAMP
+        self.task_id = task_id
+
+    def exists(self) -> bool:
+        try:
+            return bool(super().exists()) and self.stamp.read_text().strip() == self.task_id
+        except FileNotFoundError:
+            return False
+
+    def clear(self) -> None:
+        self.stamp.unlink(missing_ok=True)
+
+    def mark(self) -> None:
+        tmp = self.stamp.with_name(f"{self.STAMP}.{uuid.uuid4().hex}")
+        tmp.write_text(self.task_id + "\n")
+        os.replace(tmp, self.stamp)
+
+
+class EvaluationTask(luigi.Task):
+    """Base of the ``Evaluate*`` tasks: ``--data-root DIR --out-dir DIR``; the output is
+    ``<out_dir>/metrics.json``, stamped with the task id once the run succeeded."""
+
+    def output(self) -> EvaluationOutput:
+        return EvaluationOutput(str(self.out_dir), self.task_id)  # type: ignore[attr-defined]
+
+
+@EvaluationTask.event_handler(luigi.Event.START)
+def _clear_evaluation_stamp(task: EvaluationTask) -> None:
+    Path(str(task.out_dir)).mkdir(parents=True, exist_ok=True)  # type: ignore[attr-defined]
+    task.output().clear()
+
+
+@EvaluationTask.event_handler(luigi.Event.SUCCESS)
+def _mark_evaluation(task: EvaluationTask) -> None:
+    task.output().mark()

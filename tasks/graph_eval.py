@@ -31,7 +31,7 @@ from pipeline import features, imaging
 from pipeline.cluster_metrics import clustering_report
 from pipeline.clustering import ChildConfig, ParentConfig, cluster_children, cluster_parents
 from pipeline.features import FeatureConfig
-from tasks.common import config_from_params, stage_params
+from tasks.common import EvaluationTask, config_from_params, stage_params
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -65,14 +65,11 @@ def load_images(paths: list[Path], size: int) -> np.ndarray:
 
 
 @stage_params(FeatureConfig, ParentConfig, ChildConfig)
-class EvaluateClusters(luigi.Task):
+class EvaluateClusters(EvaluationTask):
     """Child / parent purity and coverage of the two clustering stages on labelled images."""
 
     data_root = luigi.Parameter(description="folder with one sub-folder of images per class")
     out_dir = luigi.Parameter(description="where metrics.json, metrics.md, predictions go")
-
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(Path(self.out_dir) / "metrics.json"))
 
     def run(self) -> None:
         fcfg = config_from_params(self, FeatureConfig)

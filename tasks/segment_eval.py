@@ -37,7 +37,7 @@ from pipeline.pruning import PruneConfig, png8_to_soft, soft_to_png8
 from pipeline.segmentation import MAX_SIDE, segment_sequence
 from pipeline.shots import ShotConfig
 from pipeline.unlc import UnlcConfig
-from tasks.common import config_from_params, stage_params
+from tasks.common import EvaluationTask, config_from_params, stage_params
 
 log = logging.getLogger(__name__)
 MODES = (("one_shot", False), ("shot_detection", True))
@@ -77,16 +77,13 @@ def _as_dict(s: MaskScore) -> dict[str, float]:
 
 
 @stage_params(ShotConfig, UnlcConfig, PruneConfig, exclude=("detect_shots",))
-class EvaluateSegmentation(luigi.Task):
+class EvaluateSegmentation(EvaluationTask):
     """uNLC masks vs DAVIS-layout ground truth -> predictions, metrics.json, metrics.md."""
 
     data_root = luigi.Parameter(description="DAVIS-layout folder (JPEGImages, Annotations)")
     out_dir = luigi.Parameter(description="where predictions, metrics.json and the table go")
     threshold = luigi.FloatParameter(default=0.5, description="soft mask -> binary threshold")
     max_side = luigi.IntParameter(default=MAX_SIDE, description="frames' longer side (px)")
-
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(Path(self.out_dir) / "metrics.json"))
 
     def _evaluate(
         self, name: str, frames_p: list[Path], anns: dict[str, Path], detect: bool, pred_dir: Path

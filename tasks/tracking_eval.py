@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from pipeline import imaging
 from pipeline.tracking import TrackingConfig, follow, iou, track
-from tasks.common import config_from_params, stage_params
+from tasks.common import EvaluationTask, config_from_params, stage_params
 
 log = logging.getLogger(__name__)
 GT_NAMES = ("groundtruth.txt", "groundtruth_rect.txt")
@@ -113,15 +113,12 @@ def evaluate_sequence(
 
 
 @stage_params(TrackingConfig)
-class EvaluateTracking(luigi.Task):
+class EvaluateTracking(EvaluationTask):
     """Tracking stage vs OTB-layout ground truth -> predictions, metrics.json, metrics.md."""
 
     data_root = luigi.Parameter(description="OTB-layout folder: <seq>/img, <seq>/groundtruth.txt")
     out_dir = luigi.Parameter(description="where predictions, metrics.json and the table go")
     window_stride = luigi.IntParameter(default=10, description="frames between window starts")
-
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(Path(self.out_dir) / "metrics.json"))
 
     def run(self) -> None:
         cfg: TrackingConfig = config_from_params(self, TrackingConfig)

@@ -117,3 +117,35 @@ def test_stage_params_follow_dataclass_defaults():
     cfg = common.config_from_params(t, Cfg)
     assert cfg == Cfg(size=64)
     assert isinstance(_T.thresh, luigi.FloatParameter)
+
+
+class _Eval(common.EvaluationTask):
+    data_root = luigi.Parameter()
+    out_dir = luigi.Parameter()
+    k = luigi.IntParameter(default=20)
+
+    def run(self) -> None:
+        Path(self.out_dir, "metrics.json").write_text(json.dumps({"k": self.k}))
+
+
+def test_evaluation_rerun_with_other_parameters_is_not_stale(tmp_path):
+    out = tmp_path / "eval"
+    a = _Eval(data_root="d", out_dir=str(out), k=20)
+    assert build([a]).scheduling_succeeded and a.complete()
+    # same out dir, another parameter: not complete until evaluated again
+    b = _Eval(data_root="d", out_dir=str(out), k=5)
+    assert not b.complete()
+    assert build([b]).scheduling_succeeded
+    assert json.loads((out / "metrics.json").read_text()) == {"k": 5}
+    assert b.complete() and not a.complete()
+
+
+def test_failed_evaluation_is_not_complete(tmp_path):
+    class _Broken(_Eval):
+        def run(self) -> None:
+            Path(self.out_dir, "metrics.json").write_text("{}")
+            raise RuntimeError("evaluation failed after writing")
+
+    t = _Broken(data_root="d", out_dir=str(tmp_path / "e"))
+    assert not build([t]).scheduling_succeeded
+    assert (tmp_path / "e" / "metrics.json").exists() and not t.complete()
