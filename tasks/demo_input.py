@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipeline.synthetic import SyntheticConfig, generate, write_video
 
@@ -25,45 +26,56 @@ class DemoClip:
     config: SyntheticConfig
 
 
-# 448 px high: the mining scale (DESIGN 4.2), so no resize is needed; 150 frames at 25 fps
-# (6 s) leave room for several 30-frame tracks per clip. The motion filter keeps a frame
+# 448 px high: the mining scale (DESIGN 4.2), so no resize is needed; 240 frames at 25 fps
+# (10 s) leave room for several 30-frame tracks per clip. The motion filter keeps a frame
 # only when 25-75% of its SURF points move (Wang & Gupta 2015), i.e. when the object owns a
-# good share of the interest points: a smooth background (blur 8) and large aperiodic
-# objects (150 px, measured: 0.5-0.6 of the points move) give that, as close-ups do in
-# real footage.
+# good share of the interest points, and uNLC keeps a mask only when the object covers
+# 10-80% of the frame (Pathak et al. 2017). A smooth background (blur 12) and large
+# aperiodic objects (185 px: measured ~0.3 of the points move, 12.7% of the frame) meet
+# both, as close-ups do in real footage.
 _BASE = dict(
     height=448,
     width=600,
-    n_frames=150,
+    n_frames=240,
     fps=25.0,
-    object_size=150,
+    object_size=185,
     speed=3.0,
-    background_blur=8.0,
+    background_blur=12.0,
     aperiodic=1.0,
 )
+
+
+def _moving(i: int) -> DemoClip:
+    """Ten clips of one or two objects, each video its own textures and motion."""
+    kinds: tuple[tuple[str, dict[str, Any]], ...] = (
+        ("pan", {"camera_pan": (1.5, 0.5)}),
+        ("still", {}),
+        ("zoom", {"camera_zoom": 1.002, "shape": "ellipse"}),
+        ("cut", {"cut_frames": (120,)}),
+        ("pan_left", {"camera_pan": (-2.0, 0.0)}),
+    )
+    name, extra = kinds[i % len(kinds)]
+    cfg = {**_BASE, **extra}
+    if i % 4 == 1:
+        cfg.update(object_size=130, n_objects=2)
+    return DemoClip(f"{name}_{i:02d}", SyntheticConfig(**cfg, seed=100 + i))
+
+
 DEMO_CLIPS: tuple[DemoClip, ...] = (
-    DemoClip("one_object_pan", SyntheticConfig(**_BASE, camera_pan=(1.5, 0.5), seed=1)),
-    DemoClip("two_objects", SyntheticConfig(**{**_BASE, "object_size": 110}, n_objects=2, seed=2)),
-    DemoClip("ellipse_zoom", SyntheticConfig(**_BASE, shape="ellipse", camera_zoom=1.002, seed=3)),
-    DemoClip("shot_cut", SyntheticConfig(**_BASE, cut_frames=(75,), seed=4)),
-    DemoClip("object_pan_left", SyntheticConfig(**_BASE, camera_pan=(-2.0, 0.0), seed=5)),
+    *(_moving(i) for i in range(10)),
     DemoClip("static", SyntheticConfig(**_BASE, mode="static", seed=6)),
     DemoClip("pan_only", SyntheticConfig(**_BASE, mode="pan_only", camera_pan=(2.0, 0.0), seed=7)),
 )
 
-
-# Mixed so that every shard of 3 holds a clip with a moving object (a shard with no seeds
-# at all is an empty output, which the run model treats as an error).
-LIST_ORDER = (
-    "one_object_pan",
-    "static",
-    "two_objects",
-    "pan_only",
-    "ellipse_zoom",
-    "not_a_video",
-    "shot_cut",
-    "duplicate",
-    "object_pan_left",
+# Every shard of 3 holds clips with a moving object (a shard with no seed at all is an
+# empty output, which the run model treats as an error); the clips the miners must reject,
+# the broken file and the duplicate line sit in different shards.
+_SPECIAL = ("static", "pan_only", "not_a_video", "duplicate")
+_MOVING = [c.name for c in DEMO_CLIPS if c.name not in _SPECIAL]
+LIST_ORDER: tuple[str, ...] = tuple(
+    name
+    for i in range(0, len(_MOVING), 2)
+    for name in (*_MOVING[i : i + 2], *_SPECIAL[i // 2 : i // 2 + 1])
 )
 
 
@@ -92,7 +104,7 @@ def write_demo_input(out_dir: str | Path) -> Path:
         "video_id": "not_a_video",
         "licence": LICENCE,
     }
-    entries["duplicate"] = dict(entries["one_object_pan"], video_id="")  # the same URL again
+    entries["duplicate"] = dict(entries[DEMO_CLIPS[0].name], video_id="")  # the same URL again
     rows = [entries[k] for k in LIST_ORDER]
     list_path = out / "videos.csv"
     with list_path.open("w", newline="") as f:
