@@ -73,8 +73,9 @@ def feature_matrix(emb: pa.Table) -> np.ndarray:
 def cluster_sheet_rows(
     children: pa.Table, size: int, max_rows: int
 ) -> tuple[list[list[str]], list[str]]:
-    """Node ids of up to max_rows children to show, one per parent (its best-scoring
-    child), parents with most children first; labels 'parent p / child c'."""
+    """Node ids of up to max_rows children to show: one per parent (its best-scoring child,
+    parents with most children first), then further children by score when there are
+    fewer parents than rows; labels 'p<parent> c<child>'."""
     if children.num_rows == 0:
         return [], []
     cid = children["child_id"].to_numpy()
@@ -84,36 +85,36 @@ def cluster_sheet_rows(
     ids = cid[::size]
     counts = np.bincount(par - par.min())
     order = np.lexsort((ids, -score, -counts[par - par.min()]))
-    seen: set[int] = set()
-    rows, labels = [], []
+    # One child per parent first (the paper's Figure 4); with fewer parents than rows, the
+    # next best children fill the sheet.
+    first: dict[int, int] = {}
     for i in order.tolist():
-        if int(par[i]) in seen:
-            continue
-        seen.add(int(par[i]))
-        rows.append([str(n) for n in nodes[i]])
-        labels.append(f"p{par[i]} c{ids[i]}")
-        if len(rows) >= max_rows:
-            break
+        first.setdefault(int(par[i]), i)
+    taken = set(first.values())
+    picks = [i for i in order.tolist() if i in taken]
+    picks += [i for i in order.tolist() if i not in taken]
+    rows = [[str(n) for n in nodes[i]] for i in picks[:max_rows]]
+    labels = [f"p{par[i]} c{ids[i]}" for i in picks[:max_rows]]
     return rows, labels
 
 
 def pair_sheet_rows(g: Any, parent: np.ndarray, max_rows: int) -> tuple[list[list[int]], list[str]]:
-    """Node indices (A, B, A', B') of up to max_rows inter edges, from distinct parents,
-    edges held by most children first."""
+    """Node indices (A, B, A', B') of up to max_rows inter edges: one per parent first
+    (edges held by most children first), then further edges; labels 'p<parent>'."""
     inter = np.flatnonzero(g.edge_kind == 1)
     if inter.size == 0:
         return [], []
-    order = inter[np.lexsort((g.edge_a[inter], -g.edge_children[inter]))]
-    seen: set[int] = set()
+    order = inter[np.lexsort((g.edge_a[inter], -g.edge_children[inter]))].tolist()
+    # One edge per parent first (the paper's Figure 5), then further edges when there are
+    # fewer parents than rows.
+    first: dict[int, int] = {}
+    for e in order:
+        first.setdefault(int(parent[int(g.edge_a[e]) // 2]), e)
+    taken = set(first.values())
+    picks = [e for e in order if e in taken] + [e for e in order if e not in taken]
     quads, labels = [], []
-    for e in order.tolist():
+    for e in picks[:max_rows]:
         a, b = int(g.edge_a[e]), int(g.edge_b[e])
-        p = int(parent[a // 2])
-        if p in seen:
-            continue
-        seen.add(p)
         quads.append([a, b, a + 1, b + 1])
-        labels.append(f"p{p}")
-        if len(quads) >= max_rows:
-            break
+        labels.append(f"p{int(parent[a // 2])}")
     return quads, labels
