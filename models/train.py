@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -418,7 +419,15 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(
             "models.train: no --data given (manifest dirs, Parquet files or name@version)"
         )
-    train(cfg, args.backend)
+    summary = train(cfg, args.backend)
+    if summary.get("world_size", 1) > 1:
+        # Every output is written (atomically) and the process group is destroyed. Skip
+        # interpreter finalisation: tearing down gloo/loader threads there aborted a finished
+        # rank once under load (SIGABRT, "terminate called without an active exception"),
+        # which torchrun reports as a failed run.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 if __name__ == "__main__":
