@@ -5,8 +5,8 @@ non-local consensus voting seeded by motion saliency instead of appearance salie
 Steps and defaults (all in :class:`UnlcConfig`):
 
 1. motion saliency on 100 x 100 frames against the +-3 neighbours (`pipeline.saliency`);
-   a shot where no frame, or fewer than `min_dominant_share` (50%, the original's
-   `numDomFTh`) of its frames, has a dominant motion is **rejected** (the original fell
+   a shot where no frame (issue 4; or, with `min_dominant_share` = 0.5, the original's
+   `numDomFTh`, fewer than half its frames) has a dominant motion is **rejected** (the original fell
    back to appearance saliency there, which gave empty masks), and so is a shot
    whose peak saliency stays under `min_peak_saliency` (nothing moves against the
    camera: a static scene or a pure pan);
@@ -61,7 +61,8 @@ class UnlcConfig:
     flow_dir_centred: bool = True  # ours: bins centred on the axes (see pipeline.saliency)
     saliency_box: int = 5  # patchSz: 5x5 box filter on the deviation map
     saliency_border: float = 0.125  # flowBdd=12.5: border (of the shorter side) zeroed
-    min_dominant_share: float = 0.5  # numDomFTh: fewer dominant frames -> rejected
+    min_dominant_share: float = 0.0  # issue 4: reject only when no frame has a dominant
+    # motion; the original videoseg used numDomFTh = 0.5 (set 0.5 to reproduce it)
     min_peak_saliency: float = 1.0  # ours: peak px^2 / rad^2 a shot needs, else rejected
     # superpixels and descriptors (nlc.superpixels / compute_descriptor)
     n_superpixels: int = 400  # maxsp=400 in run_full.py
