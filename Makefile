@@ -26,7 +26,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not gpu" -n $(PYTEST_WORKERS) tests
 
+# The slow tests include a headless-Chromium render of the run report (Debian's chromium).
 test-slow: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(PY) -m pytest -q -m "slow" tests
 
 bench: $(STAMP)
