@@ -18,6 +18,7 @@ the ``random`` feature source and the random-init evaluation baseline rely on.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,15 +62,16 @@ TORCHVISION_ALEXNET_WIDTHS = (64, 192, 384, 256, 256)
 TrunkConfig = VGG16Config | AlexNetConfig | ResNet18Config
 
 
-class Trunk(nn.Module):
+class Trunk(nn.Module, abc.ABC):
     """Base: ``pool5(x)`` returns the last pooled conv map; ``forward`` is ``pool5``."""
 
     name: str = ""
     out_channels: int = 0
     config: TrunkConfig
 
+    @abc.abstractmethod
     def pool5(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError(type(self).__name__ + " must implement pool5")
+        """(N, 3, H, W) float -> the last pooled conv map, e.g. (N, 512, 3, 3) for vgg16."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool5(x)

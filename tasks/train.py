@@ -22,6 +22,7 @@ Numeric defaults come from ``models.config.TrainConfig``; other TrainConfig keys
 
 from __future__ import annotations
 
+import abc
 import json
 import shutil
 import subprocess
@@ -70,8 +71,9 @@ class _Train(StageTask):
     def resources(self) -> dict[str, int]:
         return {"gpu": max(int(self.nproc), 1)} if torch.cuda.is_available() else {}
 
+    @abc.abstractmethod
     def upstream(self) -> list[luigi.Task]:
-        raise NotImplementedError
+        """The stage outputs this network trains on when no ``dataset`` is given."""
 
     def requires(self) -> list[luigi.Task]:
         return [] if self.dataset else self.upstream()
