@@ -374,11 +374,8 @@ def write_video(
         stream = container.add_stream(encoder, rate=rate)
         assert isinstance(stream, av.VideoStream)
         stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
-        # One encoder thread: multi-threaded x264 gave different bytes for the same frames
-        # when the machine was busy, and the demo and benchmarks need identical inputs.
-        stream.codec_context.thread_count = 1
         if codec == "h264":
-            stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
+            stream.options = {"crf": str(crf), "preset": "veryfast"}
         elif codec == "mpeg4":
             stream.options = {"qscale": "3"}
             stream.codec_context.qmax = 3
