@@ -21,12 +21,11 @@ import pyarrow as pa
 import torch
 from torch.utils.data import Dataset
 
-from models.images import UndecodableError, crop_square, decode_rgb
+from models.images import crop_square, decode_rgb, first_decodable
 from models.manifests import read_table, require_columns
 from models.sampling import Item
 
 log = logging.getLogger(__name__)
-MAX_SKIP = 64  # consecutive undecodable rows tolerated before the table is declared broken
 # (dx, dy) of the 8 neighbours in reading order: label k <-> OFFSETS[k]
 OFFSETS = ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1))
 
@@ -88,18 +87,11 @@ class ContextDataset(Dataset[dict[str, Any]]):
 
     def __getitem__(self, item: Item) -> dict[str, Any]:
         row, seed = item
-        skipped: list[int] = []
-        for k in range(MAX_SKIP):
-            r = (row + k) % len(self)
-            try:
-                frame = decode_rgb(self.frames[r].as_py())
-            except UndecodableError as e:
-                log.debug("context row %d: %s", r, e)
-                skipped.append(r)
-                continue
-            a, b, label = context_pair(frame, self.cfg, np.random.default_rng(seed))
-            return {"a": a, "b": b, "label": label, "row": r, "skipped": skipped}
-        raise RuntimeError(f"{MAX_SKIP} consecutive frame rows from {row} do not decode")
+        r, frame, skipped = first_decodable(
+            row, len(self), lambda i: decode_rgb(self.frames[i].as_py()), "frame"
+        )
+        a, b, label = context_pair(frame, self.cfg, np.random.default_rng(seed))
+        return {"a": a, "b": b, "label": label, "row": r, "skipped": skipped}
 
 
 def collate_context(items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -26,13 +26,12 @@ import pyarrow.compute as pc
 import torch
 from torch.utils.data import Dataset
 
-from models.images import UndecodableError, crop_square, decode_gray, decode_rgb
+from models.images import crop_square, decode_gray, decode_rgb, first_decodable
 from models.losses import IGNORE
 from models.manifests import read_table, require_columns
 from models.sampling import Item
 
 log = logging.getLogger(__name__)
-MAX_SKIP = 64  # consecutive undecodable rows tolerated before the table is declared broken
 
 
 @dataclass(frozen=True)
@@ -122,19 +121,13 @@ class MaskDataset(Dataset[dict[str, Any]]):
 
     def __getitem__(self, item: Item) -> dict[str, Any]:
         row, seed = item
-        skipped: list[int] = []
-        for k in range(MAX_SKIP):
-            r = (row + k) % len(self)
-            try:
-                frame = decode_rgb(self.frames[r].as_py())
-                soft = decode_gray(self.masks[r].as_py())
-            except UndecodableError as e:
-                log.debug("mask row %d: %s", r, e)
-                skipped.append(r)
-                continue
-            img, tri = jittered_crop(frame, soft, self.cfg, np.random.default_rng(seed))
-            return {"image": img, "trimap": tri, "row": r, "skipped": skipped}
-        raise RuntimeError(f"{MAX_SKIP} consecutive mask rows from {row} do not decode")
+
+        def load(i: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+            return decode_rgb(self.frames[i].as_py()), decode_gray(self.masks[i].as_py())
+
+        r, (frame, soft), skipped = first_decodable(row, len(self), load, "mask")
+        img, tri = jittered_crop(frame, soft, self.cfg, np.random.default_rng(seed))
+        return {"image": img, "trimap": tri, "row": r, "skipped": skipped}
 
 
 def collate_masks(items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -27,13 +27,12 @@ import pyarrow.compute as pc
 import torch
 from torch.utils.data import Dataset
 
-from models.images import UndecodableError, decode_rgb, resize
+from models.images import decode_rgb, first_decodable, resize
 from models.manifests import has_table, read_table, require_columns
 from models.sampling import Item
 
 log = logging.getLogger(__name__)
 I64 = npt.NDArray[np.int64]
-MAX_SKIP = 64  # consecutive undecodable rows tolerated before the data is declared broken
 
 
 @dataclass(frozen=True)
@@ -169,29 +168,19 @@ class PairDataset(Dataset[dict[str, Any]]):
 
     def __getitem__(self, item: Item) -> dict[str, Any]:
         row, _seed = item
-        skipped: list[int] = []
-        n = len(self.data)
-        for k in range(MAX_SKIP):
-            r = (row + k) % n
-            try:
-                a = self._image(int(self.data.a[r]))
-                b = self._image(int(self.data.b[r]))
-            except UndecodableError as e:
-                log.debug("pair row %d: %s", r, e)
-                skipped.append(r)
-                continue
-            return {
-                "a": a,
-                "b": b,
-                "parent": int(self.data.parent[r]),
-                "video": int(self.data.video[r]),
-                "row": r,
-                "skipped": skipped,
-            }
-        raise RuntimeError(
-            f"{MAX_SKIP} consecutive pair rows from {row} have undecodable images: "
-            "the patches table is broken"
-        )
+
+        def load(i: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+            return self._image(int(self.data.a[i])), self._image(int(self.data.b[i]))
+
+        r, (a, b), skipped = first_decodable(row, len(self.data), load, "pair")
+        return {
+            "a": a,
+            "b": b,
+            "parent": int(self.data.parent[r]),
+            "video": int(self.data.video[r]),
+            "row": r,
+            "skipped": skipped,
+        }
 
 
 def collate_pairs(items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -2,15 +2,42 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 U8 = npt.NDArray[np.uint8]
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+MAX_SKIP = 64  # consecutive undecodable rows tolerated before the table is declared broken
 
 
 class UndecodableError(ValueError):
     """A row's image bytes do not decode (truncated, not an image, empty)."""
+
+
+def first_decodable(
+    row: int, n: int, load: Callable[[int], T], what: str
+) -> tuple[int, T, list[int]]:
+    """From ``row`` on (wrapping at ``n``), the first row whose ``load`` does not raise
+    :class:`UndecodableError`: (that row, its value, the rows skipped on the way). Skipped
+    rows are counted by the trainer, never fatal, up to ``MAX_SKIP`` in a row."""
+    skipped: list[int] = []
+    for k in range(MAX_SKIP):
+        r = (row + k) % n
+        try:
+            return r, load(r), skipped
+        except UndecodableError as e:
+            log.debug("%s row %d: %s", what, r, e)
+            skipped.append(r)
+    raise RuntimeError(
+        f"{MAX_SKIP} consecutive {what} rows from {row} do not decode: the table is broken"
+    )
 
 
 def decode_rgb(data: bytes | None) -> U8:
