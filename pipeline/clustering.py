@@ -146,6 +146,13 @@ def assign(
     xf = check_unit_rows(x, "x")
     if c.shape[1] != xf.shape[1]:
         raise ValueError(f"x has d={xf.shape[1]}, centroids have d={c.shape[1]}")
+    return _nearest(c, xf, batch)
+
+
+def _nearest(
+    c: FloatArray, xf: FloatArray, batch: int = 262144
+) -> tuple[npt.NDArray[np.int32], FloatArray]:
+    """`assign` on rows already checked and renormalised (no second full-size copy)."""
     index: Any = faiss.IndexFlatIP(c.shape[1])
     if faiss.get_num_gpus() > 0:
         index = faiss.index_cpu_to_all_gpus(index)
@@ -253,7 +260,7 @@ def cluster_parents(x: npt.NDArray[Any], cfg: ParentConfig = ParentConfig()) -> 
     norms = np.linalg.norm(centroids, axis=1, keepdims=True)
     centroids = centroids / np.maximum(norms, 1e-12)
     t1 = time.perf_counter()
-    assigned, sims = assign(centroids, xf)
+    assigned, sims = _nearest(centroids, xf)  # xf checked above: no second 4 B*N*d copy
     t_assign = time.perf_counter() - t1
     sizes = np.bincount(assigned, minlength=k).astype(np.int64)
     kept = sizes >= min_size
