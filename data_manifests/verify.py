@@ -98,6 +98,24 @@ def _check_parquet(store: Store, table: str, t: TableEntry, f: FileEntry) -> lis
     return out
 
 
+def _verify_bytes(
+    report: VerifyReport,
+    store: Store,
+    f: FileEntry,
+    progress: Callable[[int], None] | None,
+) -> bool:
+    """Re-hash one file into ``report``; True when its bytes are intact."""
+    report.files_checked += 1
+    reason = _check_file(store, f)
+    if progress is not None:
+        progress(f.bytes)
+    if reason is not None:
+        report.problems.append(Problem(f.path, reason))
+        return False
+    report.bytes_checked += f.bytes
+    return True
+
+
 def verify(
     ref: str,
     registry: Registry | str | None = None,
@@ -120,16 +138,9 @@ def verify(
         return report
     for table, t in sorted(manifest.tables.items()):
         for f in t.files:
-            report.files_checked += 1
-            reason = _check_file(store, f)
-            if progress is not None:
-                progress(f.bytes)
-            if reason is None:
-                report.bytes_checked += f.bytes
+            if _verify_bytes(report, store, f, progress):
                 for r in _check_parquet(store, table, t, f):
                     report.problems.append(Problem(f.path, r))
-            else:
-                report.problems.append(Problem(f.path, reason))
         rows = sum(int(f.rows or 0) for f in t.files)
         if rows != t.rows or entry.rows.get(table) != t.rows:
             report.problems.append(
@@ -140,14 +151,7 @@ def verify(
                 )
             )
     for f in manifest.files:
-        report.files_checked += 1
-        reason = _check_file(store, f)
-        if progress is not None:
-            progress(f.bytes)
-        if reason is None:
-            report.bytes_checked += f.bytes
-        else:
-            report.problems.append(Problem(f.path, reason))
+        _verify_bytes(report, store, f, progress)
     listed = {f.path for f in manifest.all_files()} | {"manifest.json"}
     for found in store.fs.find(store.root):
         rel = posixpath.relpath(str(found), store.root)
