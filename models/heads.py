@@ -14,14 +14,13 @@ layout ``models.trunks.load_checkpoint_trunk`` and ``models.export`` read).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from models.trunks import Trunk, build_trunk
+from models.trunks import Trunk, build_trunk, config_from_options
 
 
 @dataclass(frozen=True)
@@ -174,12 +173,7 @@ def network_config(kind: str, **options: Any) -> NetworkConfig:
     """Config dataclass of network ``kind`` with ``options`` overrides."""
     if kind not in _NETWORKS:
         raise KeyError(f"unknown network {kind!r}; valid: {', '.join(NETWORK_KINDS)}")
-    cls = _NETWORKS[kind][1]
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise KeyError(f"unknown {kind} network option(s) {unknown}; valid: {sorted(fields)}")
-    config: NetworkConfig = cls(**options)
+    config: NetworkConfig = config_from_options(_NETWORKS[kind][1], options, f"{kind} network")
     return config
 
 

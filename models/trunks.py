@@ -216,13 +216,18 @@ def trunk_config(name: str, **cfg: Any) -> TrunkConfig:
     """The config dataclass for ``name`` with ``cfg`` overrides (lists become tuples)."""
     if name not in _REGISTRY:
         raise KeyError(f"unknown trunk {name!r}; valid names: {', '.join(TRUNK_NAMES)}")
-    config_cls = _REGISTRY[name][1]
-    fields = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(cfg) - fields)
+    config: TrunkConfig = config_from_options(_REGISTRY[name][1], cfg, name)
+    return config
+
+
+def config_from_options(cls: type[Any], options: dict[str, Any], what: str) -> Any:
+    """``cls(**options)`` for a config dataclass; unknown keys are a KeyError listing the
+    valid ones, lists become tuples (frozen configs stay hashable)."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(options) - fields)
     if unknown:
-        raise KeyError(f"unknown {name} option(s) {unknown}; valid: {sorted(fields)}")
-    clean = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
-    return config_cls(**clean)
+        raise KeyError(f"unknown {what} option(s) {unknown}; valid: {sorted(fields)}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
 
 
 def build_trunk(name: str, **cfg: Any) -> Trunk:
