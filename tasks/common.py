@@ -45,7 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from data_manifests import schema as schemas
-from pipeline.url_list import UrlEntry, list_digest, read_url_list, shard_slice
+from pipeline.url_list import UrlEntry, list_digest, read_url_list
 
 SUCCESS = "_SUCCESS"
 META = "_meta.json"
@@ -87,9 +87,6 @@ class videomine(luigi.Config):
         default=False, description="accept stage outputs with empty tables"
     )
     registry = luigi.Parameter(default="", description="dataset registry (path or fsspec URL)")
-
-
-VideomineConfig = videomine
 
 
 class EmptyOutputError(RuntimeError):
@@ -175,10 +172,9 @@ def video_entries() -> list[UrlEntry]:
             "no video list: set [videomine] video_list in luigi.cfg or pass "
             "--videomine-video-list FILE"
         )
-    st = os.stat(path) if os.path.exists(path) else None
-    if st is None:
-        read_url_list(path)  # raises the clear "not found" error
-    assert st is not None
+    if not os.path.isfile(path):
+        read_url_list(path)  # raises UrlListError: "<path>: video list not found"
+    st = os.stat(path)
     return list(_entries_cached(str(path), st.st_mtime_ns, st.st_size))
 
 
@@ -186,11 +182,6 @@ def shard_count() -> int:
     """How many shards the configured list splits into."""
     n = len(video_entries())
     return max(1, -(-n // videomine().videos_per_shard))
-
-
-def shard_entries(shard: int) -> list[UrlEntry]:
-    entries = video_entries()
-    return entries[shard_slice(len(entries), videomine().videos_per_shard, shard)]
 
 
 # ----------------------------------------------------------------------------- versions
