@@ -481,7 +481,17 @@ def concat_stage_tables(sources: Iterable[StageTask | StageTarget], name: str) -
 
 
 def input_list_digest() -> str:
-    return list_digest(video_entries())
+    """sha256 of the whole configured list; lineage asks for it once per FetchVideos on
+    every completeness check, so it is hashed once per version of the file."""
+    video_entries()  # validates and fills the cache
+    path = videomine().video_list
+    st = os.stat(path)
+    return _digest_cached(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _digest_cached(path: str, mtime_ns: int, size: int) -> str:
+    return list_digest(list(_entries_cached(path, mtime_ns, size)))
 
 
 # ----------------------------------------------------------------------------- evaluations
