@@ -44,7 +44,9 @@ class SurfConfig:
 
     hessian_threshold: float = 200.0  # IDT's SurfFeatureDetector(200) on 0..255 grey levels
     n_octaves: int = 4  # OpenCV default nOctaves=4 (the original SURF binary's default)
-    n_octave_layers: int = 3  # OpenCV >= 3 default nOctaveLayers=3 (IDT's OpenCV 2.4 used 2)
+    # IDT's SurfFeatureDetector(200) ran on OpenCV 2.4, whose default is nOctaveLayers=2
+    # (OpenCV >= 3 defaults to 3).
+    n_octave_layers: int = 2
     max_keypoints: int = 0  # keep the strongest N (0 = all); OpenCV keeps all
 
     def __post_init__(self) -> None:
