@@ -3,7 +3,8 @@
     luigi --module tasks Report --local-scheduler
 
 The page shows the funnel per stage (outputs, rows per table, the stage's counters, and the
-failure reasons found in ``status`` / ``error`` / ``reason`` columns), timing per stage
+failure reasons found in ``status`` / ``error`` / ``reason`` columns; a ``duplicate`` row
+of ``videos`` shows the ``video_id`` it repeats, from ``duplicate_of``), timing per stage
 (from the ``_meta.json`` sidecars), every PNG montage the stages wrote into their output
 directories (tracks, clusters, pairs, masks; embedded, so the page also works from an
 object store), and links to the outputs. The report is itself a stage output
@@ -26,6 +27,7 @@ from data_manifests.runs import RunOutput, StageDir, scan_run
 from tasks.common import StageOutput, StageTask, videomine
 
 REASON_COLUMNS = ("error", "reason", "drop_reason", "status_reason")
+DUPLICATE_COLUMN = "duplicate_of"  # videos: video_id of the earlier row a duplicate repeats
 STATUS_COLUMNS = ("status", "kept", "ok")
 SUCCESS_VALUES = (True, "ok", "kept", "success", "segmented", "done")
 TOP_REASONS = 8  # failure reasons listed per table; the rest are summed as "other"
@@ -46,14 +48,18 @@ def failure_reasons(stage: StageDir, table: str) -> Counter[str]:
             names = pf.schema_arrow.names
             status = next((c for c in STATUS_COLUMNS if c in names), None)
             reason = next((c for c in REASON_COLUMNS if c in names), None)
+            dup = DUPLICATE_COLUMN if DUPLICATE_COLUMN in names else None
             if status is None and reason is None:
                 continue
-            t = pf.read(columns=[c for c in (status, reason) if c])
+            t = pf.read(columns=[c for c in (status, reason, dup) if c])
         st = t.column(status).to_pylist() if status else [None] * t.num_rows
         rs = t.column(reason).to_pylist() if reason else [None] * t.num_rows
-        for s, r in zip(st, rs, strict=True):
+        ds = t.column(dup).to_pylist() if dup else [None] * t.num_rows
+        for s, r, d in zip(st, rs, ds, strict=True):
             if s in SUCCESS_VALUES or (s is None and not r):
                 continue
+            if not r and d:  # a duplicate is not an error: its reason is the row it repeats
+                r = f"duplicate of {d}"
             first = str(r).strip().splitlines()[0][:120] if r else "(no reason given)"
             label = f"{status}={s}: {first}" if status else first
             out[label] += 1
