@@ -2,8 +2,9 @@
 
 ``scan(frames, n_frames, cfg)`` consumes ``(index, rgb)`` frames in order (at the working
 scale, ``cfg.frame_height`` high), detects shot cuts on thumbnails of every frame, runs the
-pre-filter and then the full motion analysis on pairs (t, t+1) for t = 0, frame_step, ...,
-and ``select_seeds`` picks the seeds: kept frames ranked by the moving points inside their
+pre-filter and then the full motion analysis on pairs (t, t+1) for t = 0, frame_step, ...
+(only once frame t + track_length has arrived in the same shot: a pair nearer a cut or the
+end cannot be a seed, so it costs no analysis), and ``select_seeds`` picks the seeds: kept frames ranked by the moving points inside their
 box, at least ``min_seed_gap`` frames apart, at most ``max_seeds_per_video``, and each with
 ``track_length`` more frames in its shot.
 """
@@ -44,7 +45,9 @@ class FrameRecord:
     frame: int
     shot: int
     prefilter_score: float  # share of thumbnail pixels moving beyond the global motion
-    skipped: str  # "", "prefilter_static", "prefilter_all_moving", "cut"
+    # "", "prefilter_static", "prefilter_all_moving", "cut", or "near_end": fewer than
+    # track_length frames follow t in its shot, so it cannot be a seed and is not analysed.
+    skipped: str
     motion: FrameMotion | None
 
     @property
@@ -97,6 +100,23 @@ def scan(
             records[i] = dataclasses.replace(rec, motion=fut.result())
 
     cuts: list[int] = []
+    # Pairs that passed the pre-filter wait (as two grey frames) until frame t + track_length
+    # arrives in the same shot: a pair closer to a cut or to the end of the video can never
+    # be a seed (select_seeds' rule), so it is not analysed at all ("near_end").
+    waiting: deque[tuple[int, int, NDArray[np.uint8], NDArray[np.uint8]]] = deque()
+
+    def analyse(i: int, g0: NDArray[np.uint8], g1: NDArray[np.uint8]) -> None:
+        if pool is None:
+            records[i] = dataclasses.replace(records[i], motion=full(g0, g1))
+        else:
+            pending.append((i, records[i], pool.submit(full, g0, g1)))
+            resolve(2 * workers)
+
+    def drop_waiting() -> None:
+        while waiting:
+            i = waiting.popleft()[0]
+            records[i] = dataclasses.replace(records[i], skipped="near_end")
+
     prev_rgb: NDArray[np.uint8] | None = None
     prev_thumb: NDArray[np.uint8] | None = None
     prev_idx = -1
@@ -113,21 +133,18 @@ def scan(
                 cut = is_cut(prev_thumb, thumb, cfg)
                 if cut:
                     cuts.append(idx)
+                    drop_waiting()  # their shot ends before their track would
                 t = prev_idx
                 if t % cfg.frame_step == 0:
                     rec = _screen(t, len(cuts), cut, prev_thumb, thumb, coarse, cfg)
-                    if rec.skipped:
-                        records.append(rec)
-                    elif pool is None:
-                        records.append(
-                            dataclasses.replace(rec, motion=full(to_grey(prev_rgb), to_grey(rgb)))
-                        )
-                    else:
-                        fut = pool.submit(full, to_grey(prev_rgb), to_grey(rgb))
-                        pending.append((len(records), rec, fut))
-                        records.append(rec)
-                        resolve(2 * workers)
+                    records.append(rec)
+                    if not rec.skipped:
+                        waiting.append((len(records) - 1, t, to_grey(prev_rgb), to_grey(rgb)))
+                while waiting and waiting[0][1] + cfg.track_length <= idx:
+                    i, _, g0, g1 = waiting.popleft()
+                    analyse(i, g0, g1)
             prev_rgb, prev_thumb, prev_idx = rgb, thumb, idx
+        drop_waiting()  # the video ends within their track
         resolve(0)
     finally:
         if pool is not None:

@@ -104,6 +104,7 @@ class DetectMotion(ShardTask):
                         "n_shots",
                         "n_analysed",
                         "n_prefiltered",
+                        "n_near_end",
                         "n_kept_frames",
                         "n_seeds",
                     ),
@@ -118,6 +119,7 @@ class DetectMotion(ShardTask):
             out.count("frames", stat["n_frames"])
             out.count("frames_analysed", stat["n_analysed"])
             out.count("frames_prefiltered", stat["n_prefiltered"])
+            out.count("frames_near_end", stat["n_near_end"])
             out.count("frames_kept", stat["n_kept_frames"])
         out.write("seed_videos", status_rows)
         self.progress(len(videos), len(videos), "done")
@@ -170,7 +172,8 @@ def detect_video(
         "n_frames": result.n_frames,
         "n_shots": len(result.shot_starts),
         "n_analysed": len(result.records),
-        "n_prefiltered": sum(r.motion is None for r in result.records),
+        "n_prefiltered": sum(r.skipped not in ("", "near_end") for r in result.records),
+        "n_near_end": sum(r.skipped == "near_end" for r in result.records),
         "n_kept_frames": sum(r.kept for r in result.records),
         "n_seeds": len(rows),
         "error": None,

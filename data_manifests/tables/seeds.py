@@ -61,7 +61,7 @@ SEEDS = register(
 SEED_VIDEOS = register(
     TableSchema(
         name="seed_videos",
-        version=1,
+        version=2,
         fields=pa.schema(
             [
                 pa.field("video_id", pa.string(), nullable=False),
@@ -73,6 +73,7 @@ SEED_VIDEOS = register(
                 pa.field("n_kept_frames", pa.int32(), nullable=False),
                 pa.field("n_seeds", pa.int32(), nullable=False),
                 pa.field("wall_time_s", pa.float64(), nullable=False),
+                pa.field("n_near_end", pa.int32()),  # v2
                 pa.field("error", pa.string()),
                 pa.field("traceback", pa.string()),
             ]
@@ -83,6 +84,8 @@ SEED_VIDEOS = register(
             "status": "ok | failed",
             "n_analysed": "frame pairs (t, t+1) considered (every frame_step frames)",
             "n_prefiltered": "pairs the thumbnail pre-filter or a cut skipped",
+            "n_near_end": "pairs not analysed: fewer than track_length frames follow them in "
+            "their shot, so they cannot be seeds (v2; null in v1 files)",
             "n_kept_frames": "pairs with 25%..75% of SURF points moving",
         },
     )

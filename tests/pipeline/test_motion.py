@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -35,7 +37,9 @@ def test_moving_object_gives_seeds_on_the_object(seed: int, pan: tuple[float, fl
     )  # fmt: skip
     res = _scan(frames)
     kept = [r for r in res.records if r.kept and r.motion is not None]
-    assert len(kept) >= 0.75 * len(res.records)
+    # Pairs within a track of the end are not analysed (they cannot be seeds).
+    analysable = [r for r in res.records if r.frame + CFG.track_length < len(frames)]
+    assert len(kept) >= 0.75 * len(analysable)
     ious = [iou(r.motion.box, gt[r.frame, 0] * SCALE) for r in kept if r.motion]
     assert np.mean(np.array(ious) >= 0.5) >= 0.9, ious
     for r in kept:
@@ -93,6 +97,31 @@ def test_cuts_split_shots_and_seeds_keep_a_track_inside_their_shot() -> None:
         end = 18 if s.frame < 18 else 40
         assert s.frame + cfg.track_length < end
         assert s.shot == shots[s.frame]
+
+
+def test_pairs_within_a_track_of_a_cut_or_the_end_are_not_analysed() -> None:
+    """Only pairs with track_length more frames in their shot are analysed, and the seeds are
+    the ones analysing every pair would give."""
+    frames, _, _ = clip(
+        n_frames=40, object_size=120, speed=1.0, cut_frames=(18,), seed=0, object_textures=TEXTURED
+    )
+    cfg = MotionConfig(frame_step=2, track_length=10, min_seed_gap=4)
+    res = _scan(frames, cfg)
+    ends = {r.frame: (18 if r.frame < 18 else 40) for r in res.records}
+    near = {r.frame for r in res.records if r.skipped == "near_end"}
+    # 8..16 end within a track of the cut at 18; 30..38 within a track of the video's end.
+    assert near == {f for f in ends if f + cfg.track_length >= ends[f]} - {
+        r.frame for r in res.records if r.skipped.startswith("prefilter")
+    }
+    assert near >= {10, 12, 14, 16, 30, 32, 34, 36, 38}
+    assert all(r.motion is None for r in res.records if r.frame in near)
+    everything = _scan(frames, dataclasses.replace(cfg, track_length=1))
+    assert not any(r.skipped == "near_end" for r in everything.records)
+    assert sum(r.motion is not None for r in everything.records) > sum(
+        r.motion is not None for r in res.records
+    )
+    same = [(s.frame, s.box) for s in select_seeds(everything, cfg)]
+    assert same and same == [(s.frame, s.box) for s in select_seeds(res, cfg)]
 
 
 def test_is_cut_on_thumbnails() -> None:
