@@ -77,8 +77,12 @@ class videomine(luigi.Config):
     video_dir = luigi.Parameter(
         default="", description="local cache of downloaded videos (default <root>/videos)"
     )
+    # explicit parsing: the default is true, so the command line must be able to say false
+    # (--videomine-keep-videos false); a bare flag still means true
     keep_videos = luigi.BoolParameter(
-        default=True, description="keep downloaded videos after their shard is mined"
+        default=True,
+        parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+        description="keep downloaded videos after their shard is mined (true|false)",
     )
     max_failure_rate = luigi.FloatParameter(
         default=0.5, description="a shard fails when more of its videos than this fail"
