@@ -3,10 +3,11 @@
 :func:`plan_entries` decides, over the WHOLE list (so duplicates across shards are seen),
 what each line becomes:
 
-- ``fetch``: the first line with a given normalised URL; ``video_id`` is the given id or
-  the default hash id (:mod:`pipeline.video_ids`);
-- ``duplicate``: a later line with the same normalised URL; it is not fetched again and
-  ``duplicate_of`` names the first line's id;
+- ``fetch``: the first line with a given normalised URL (for a local path: the file it
+  names, :func:`~pipeline.video_ids.duplicate_key`); ``video_id`` is the given id or the
+  default hash id of the URL as written (:mod:`pipeline.video_ids`);
+- ``duplicate``: a later line with the same normalised URL (or the same local file); it
+  is not fetched again and ``duplicate_of`` names the first line's id;
 - ``invalid_id``: the given id is not file-name safe (the reason says why);
 - ``id_conflict``: the given id is already used by an earlier line with another URL.
 
@@ -29,7 +30,7 @@ from typing import Any, Literal
 
 from pipeline.download import DownloadConfig, download, route
 from pipeline.url_list import UrlEntry
-from pipeline.video_ids import default_video_id, id_problem, normalise_url
+from pipeline.video_ids import default_video_id, duplicate_key, id_problem
 from pipeline.video_io import VideoError, probe
 
 log = logging.getLogger(__name__)
@@ -59,13 +60,17 @@ class Planned:
     error: str | None = None
 
 
-def plan_entries(entries: Sequence[UrlEntry]) -> list[Planned]:
-    """One Planned per entry, in list order (see the module docstring)."""
+def plan_entries(entries: Sequence[UrlEntry], base_dir: str | None = None) -> list[Planned]:
+    """One Planned per entry, in list order (see the module docstring).
+
+    ``base_dir`` is the list file's directory: relative local paths are resolved against it
+    to find duplicates (without it, local paths are compared as written).
+    """
     first_by_url: dict[str, Planned] = {}
     used: dict[str, int] = {}  # video_id -> line that took it
     out: list[Planned] = []
     for e in entries:
-        norm = normalise_url(e.url)
+        norm = duplicate_key(e.url, base_dir)
         fallback = f"{default_video_id(e.url)}-L{e.line}"
         problem = id_problem(e.video_id) if e.video_id is not None else None
         wanted = e.video_id if e.video_id is not None and problem is None else None

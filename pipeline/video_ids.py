@@ -7,14 +7,19 @@
   sanitising would make two different ids collide (``a/b`` and ``a_b``).
 - The **default** id is ``v`` + the first 16 hex digits of sha256 of the normalised URL:
   stable across runs and machines, 64 bits (a collision needs ~4e9 videos).
-- URL normalisation (also the key for duplicate detection): scheme and host lower-cased,
-  default ports and fragments dropped, ``file://`` and plain paths both become
-  ``file://<path as written>``.
+- URL normalisation (the id's input): scheme and host lower-cased, default ports and
+  fragments dropped, ``file://`` and plain paths both become ``file://<path as written>``.
+- Duplicate detection (:func:`duplicate_key`) uses the same normal form, except that a
+  local path is resolved to the file it names (relative to the list file's directory,
+  ``.``, ``..`` and symlinks resolved): ``a.mp4``, ``./a.mp4``, ``/list/dir/a.mp4`` and
+  ``file:///list/dir/a.mp4`` are one video. Ids do not use it, so the id of a path is the
+  same wherever the list lives.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from urllib.parse import urlsplit, urlunsplit
 
@@ -30,7 +35,7 @@ def url_scheme(url: str) -> str:
 
 
 def normalise_url(url: str) -> str:
-    """The canonical form of `url` used for default ids and duplicate detection."""
+    """The canonical form of `url` that default ids hash (see :func:`duplicate_key`)."""
     u = url.strip()
     scheme = url_scheme(u)
     if scheme == "":
@@ -44,6 +49,39 @@ def normalise_url(url: str) -> str:
     if parts.username:
         netloc = f"{parts.username}{':' + parts.password if parts.password else ''}@{netloc}"
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+def _local_path(url: str) -> str | None:
+    """The path of a local URL (plain path or ``file://``) as written; None when remote."""
+    scheme = url_scheme(url)
+    if scheme == "":
+        return url
+    return url[len("file://") :] if scheme == "file" else None
+
+
+def resolve_local(url: str, base_dir: str) -> str:
+    """Where a list entry is read from: a relative local path (plain or ``file://``) joined
+    to ``base_dir`` (the list file's directory); any other URL unchanged."""
+    path = _local_path(url.strip())
+    if path is None or os.path.isabs(os.path.expanduser(path)):
+        return url
+    return os.path.join(base_dir, path)
+
+
+def duplicate_key(url: str, base_dir: str | None = None) -> str:
+    """The key under which two list entries are the same video.
+
+    Remote URLs: :func:`normalise_url`. Local paths, with ``base_dir`` given: ``file://`` +
+    the absolute, resolved path of the file (:func:`resolve_local`, then ``~``, ``.``,
+    ``..`` and symlinks resolved), so every spelling of one file gives one key. Without
+    ``base_dir``: :func:`normalise_url` (the path as written).
+    """
+    u = url.strip()
+    path = _local_path(u)
+    if base_dir is None or path is None:
+        return normalise_url(u)
+    # as resolve_local: join keeps an absolute (or ~) path and puts a relative one in base_dir
+    return "file://" + os.path.realpath(os.path.join(base_dir, os.path.expanduser(path)))
 
 
 def default_video_id(url: str) -> str:

@@ -29,7 +29,7 @@ import luigi
 from pipeline.download import DownloadConfig, DownloadError
 from pipeline.ingest import Planned, ProbeConfig, Rejected, fetch_one, plan_entries
 from pipeline.url_list import shard_slice
-from pipeline.video_ids import url_scheme
+from pipeline.video_ids import resolve_local, url_scheme
 from pipeline.video_io import VideoError
 from tasks.common import (
     ShardTask,
@@ -131,11 +131,10 @@ def _failure(item: Planned, attempt: int, e: BaseException, t0: float) -> dict[s
     }
 
 
-def _resolve_local(url: str, list_dir: Path) -> str:
-    """Relative local paths in the list are relative to the list file's directory."""
-    if url_scheme(url) == "" and not Path(url).expanduser().is_absolute():
-        return str(list_dir / url)
-    return url
+def _list_dir() -> str:
+    """The list file's directory: relative local paths in the list are relative to it
+    (where they are read from, and which entries name the same file)."""
+    return str(Path(videomine().video_list).resolve().parent)
 
 
 @stage_params(DownloadConfig, ProbeConfig)
@@ -167,7 +166,7 @@ class FetchVideos(ShardTask):
 
     def _plan(self) -> list[Planned]:
         entries = video_entries()  # the whole list is validated before any work starts
-        return plan_entries(entries)[
+        return plan_entries(entries, base_dir=_list_dir())[
             shard_slice(len(entries), videomine().videos_per_shard, self.shard)
         ]
 
@@ -193,8 +192,7 @@ class FetchVideos(ShardTask):
             return {**row, "status": "duplicate"}
         if item.action != "fetch":  # invalid or conflicting id: a clear permanent failure
             return {**row, "status": "failed", "error": f"line {item.line}: {item.error}"}
-        list_dir = Path(videomine().video_list).resolve().parent
-        source = dataclasses.replace(item, url=_resolve_local(item.url, list_dir))
+        source = dataclasses.replace(item, url=resolve_local(item.url, _list_dir()))
         try:
             got = fetch_one(source, video_dir(), dl_cfg, probe_cfg)
         except _PER_VIDEO_ERRORS as e:
