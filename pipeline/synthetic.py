@@ -350,6 +350,9 @@ def write_video(
     "mpeg4" (MPEG-4 Part 2, what cv2.VideoWriter's 'mp4v' writes) or "ffv1" (lossless;
     use an .mkv path). h264/mpeg4 need even height and width (4:2:0 chroma).
     crf: x264 quality (18 ~ visually lossless); ignored for other codecs.
+    The file is a function of the frames and arguments only (single-threaded encoder, no
+    x264 mbtree, bitexact muxer), not of the core count, the x86 SIMD level (SSSE3 and up)
+    or a random ID.
     """
     import av  # local import: only writing needs it
 
@@ -370,12 +373,25 @@ def write_video(
     from fractions import Fraction
 
     rate = Fraction(fps).limit_denominator(1001)
-    with av.open(str(path), mode="w") as container:
+    # Same frames -> same bytes on every run and machine (the demo's figures depend on it).
+    # - Encoder threads default to the core count, and libx264 (PyAV asks for slice
+    #   threads), mpeg4 and ffv1 cut each frame into one slice per thread: a 1-core and a
+    #   2-core run wrote different files.
+    # - x264's macroblock-tree rate control (mbtree) is float SIMD code: its AVX-512
+    #   version wrote different files for the same frames within one process (5 distinct
+    #   in 8 encodes), and its C, SSE2 and SSSE3-AVX2 versions three different files.
+    #   Without it, x264 capped at SSSE3, AVX2 or AVX-512 wrote the same file for every
+    #   demo clip (measured); the price is files ~2x larger at the same crf.
+    # - bitexact leaves out the libav* version strings and, in Matroska, the random
+    #   segment and track UIDs (two .mkv files of the same frames always differed).
+    with av.open(str(path), mode="w", container_options={"fflags": "+bitexact"}) as container:
         stream = container.add_stream(encoder, rate=rate)
         assert isinstance(stream, av.VideoStream)
         stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
+        stream.codec_context.thread_count = 1
+        stream.codec_context.flags |= av.codec.context.Flags.bitexact
         if codec == "h264":
-            stream.options = {"crf": str(crf), "preset": "veryfast"}
+            stream.options = {"crf": str(crf), "preset": "veryfast", "x264-params": "mbtree=0"}
         elif codec == "mpeg4":
             stream.options = {"qscale": "3"}
             stream.codec_context.qmax = 3
