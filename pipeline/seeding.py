@@ -1,12 +1,12 @@
 """Scan a video for motion seeds: the streaming driver around :mod:`pipeline.motion`.
 
-``scan(frames, n_frames, cfg)`` consumes ``(index, rgb)`` frames in order (at the working
+``scan(frames, cfg, workers)`` consumes ``(index, rgb)`` frames in order (at the working
 scale, ``cfg.frame_height`` high), detects shot cuts on thumbnails of every frame, runs the
 pre-filter and then the full motion analysis on pairs (t, t+1) for t = 0, frame_step, ...
 (only once frame t + track_length has arrived in the same shot: a pair nearer a cut or the
-end cannot be a seed, so it costs no analysis), and ``select_seeds`` picks the seeds: kept frames ranked by the moving points inside their
-box, at least ``min_seed_gap`` frames apart, at most ``max_seeds_per_video``, and each with
-``track_length`` more frames in its shot.
+end cannot be a seed, so it costs no analysis), and ``select_seeds`` picks the seeds: kept
+frames ranked by the moving points inside their box, at least ``min_seed_gap`` frames
+apart, at most ``max_seeds_per_video``, and each with ``track_length`` more frames in its shot.
 """
 
 from __future__ import annotations
