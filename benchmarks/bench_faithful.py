@@ -42,27 +42,17 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.synthetic import SyntheticConfig, generate
+from pipeline.synthetic import SyntheticConfig, generate, generate_subpixel
 
 Row = tuple[str, str, str, str, str, str]  # stage, parameter, value, inputs, quality, time
 
 
 def _clip(height: int, width: int, **kw: Any) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
     """(frames (T, H, W, 3), boxes (T, K, 4)) rendered at 2x and area-downscaled, so objects
-    and camera move by fractions of a pixel (as tests/mining_fixtures.py). ``object_size``,
+    and camera move by fractions of a pixel (as the tests' clips). ``object_size``,
     ``speed`` and ``camera_pan`` are given at the output scale."""
-    kw = dict(kw)
-    if "object_size" in kw:
-        kw["object_size"] = int(2 * kw["object_size"])
-    if "speed" in kw:
-        kw["speed"] = 2 * float(kw["speed"])
-    if "camera_pan" in kw:
-        kw["camera_pan"] = tuple(2 * float(v) for v in kw["camera_pan"])
-    v = generate(SyntheticConfig(height=2 * height, width=2 * width, **kw))
-    frames = np.stack(
-        [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in v.frames]
-    ).astype(np.uint8)
-    return frames, (v.boxes / 2).astype(np.float32)
+    v = generate_subpixel(height, width, 2, **kw)
+    return v.frames, v.boxes
 
 
 def _resize_height(frames: NDArray[np.uint8], height: int) -> list[NDArray[np.uint8]]:

@@ -39,7 +39,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -333,6 +333,34 @@ def generate(cfg: SyntheticConfig) -> SyntheticVideo:
         noise = rng.normal(0.0, cfg.noise_std, size=frames.shape).astype(np.float32)
         frames = np.clip(frames + noise, 0, 255).astype(np.uint8)
     return SyntheticVideo(frames=frames, boxes=boxes, masks=masks, shot_ids=shot_ids, fps=cfg.fps)
+
+
+def generate_subpixel(height: int, width: int, factor: int = 2, **kw: Any) -> SyntheticVideo:
+    """A clip rendered at ``factor`` times ``height`` x ``width`` and area-downscaled, so
+    objects and the camera move by fractions of a pixel and edges are anti-aliased, as in
+    camera footage. ``object_size``, ``speed`` and ``camera_pan`` are given at the output
+    scale (the other ``SyntheticConfig`` fields as they are); boxes come at the output scale,
+    masks downscaled by nearest neighbour."""
+    if factor < 1:
+        raise ValueError(f"factor must be >= 1, got {factor}")
+    kw = dict(kw)
+    if "object_size" in kw:
+        kw["object_size"] = int(factor * kw["object_size"])
+    if "speed" in kw:
+        kw["speed"] = factor * float(kw["speed"])
+    if "camera_pan" in kw:
+        kw["camera_pan"] = tuple(factor * float(v) for v in kw["camera_pan"])
+    v = generate(SyntheticConfig(height=factor * height, width=factor * width, **kw))
+    size = (width, height)
+    frames = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in v.frames])
+    masks = np.stack([cv2.resize(m, size, interpolation=cv2.INTER_NEAREST) for m in v.masks])
+    return SyntheticVideo(
+        frames=frames.astype(np.uint8),
+        boxes=(v.boxes / factor).astype(np.float32),
+        masks=masks.astype(np.uint8),
+        shot_ids=v.shot_ids,
+        fps=v.fps,
+    )
 
 
 def write_video(

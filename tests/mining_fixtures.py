@@ -10,28 +10,18 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.synthetic import SyntheticConfig, generate
+from pipeline.synthetic import generate_subpixel
 
 
 def clip(
     height: int = 240, width: int = 320, **kw: Any
 ) -> tuple[NDArray[np.uint8], NDArray[np.float32], NDArray[np.int32]]:
-    """(frames (T, H, W, 3) RGB, boxes (T, K, 4) xywh, shot_ids (T,)) at height x width.
+    """(frames (T, H, W, 3) RGB, boxes (T, K, 4) xywh, shot_ids (T,)) at height x width,
+    rendered at 2x (``pipeline.synthetic.generate_subpixel``).
 
     ``object_size``, ``speed`` and ``camera_pan`` are given at the output scale."""
-    kw = dict(kw)
-    for k in ("object_size",):
-        if k in kw:
-            kw[k] = int(kw[k] * 2)
-    if "speed" in kw:
-        kw["speed"] = float(kw["speed"]) * 2
-    if "camera_pan" in kw:
-        kw["camera_pan"] = tuple(2 * float(v) for v in kw["camera_pan"])
-    v = generate(SyntheticConfig(height=2 * height, width=2 * width, **kw))
-    frames = np.stack(
-        [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in v.frames]
-    )
-    return frames, v.boxes / 2, v.shot_ids
+    v = generate_subpixel(height, width, 2, **kw)
+    return v.frames, v.boxes, v.shot_ids
 
 
 def resize_height(frames: NDArray[np.uint8], height: int) -> NDArray[np.uint8]:

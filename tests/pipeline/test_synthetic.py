@@ -7,7 +7,7 @@ import decord
 import numpy as np
 import pytest
 
-from pipeline.synthetic import SyntheticConfig, generate, write_video
+from pipeline.synthetic import SyntheticConfig, generate, generate_subpixel, write_video
 
 SMALL = SyntheticConfig(height=120, width=160, n_frames=20, object_size=32, n_objects=2)
 
@@ -37,6 +37,23 @@ def test_boxes_agree_with_masks_and_objects_move() -> None:
     step = np.hypot(*(v.boxes[1:, 0, :2] - v.boxes[:-1, 0, :2]).T)
     assert np.all(step > 1.0)  # moves every frame at ~3 px/frame (rounding aside)
     assert np.all(step < 4.5)
+
+
+def test_subpixel_clip_moves_by_fractions_of_a_pixel_at_the_output_scale() -> None:
+    v = generate_subpixel(60, 80, 2, n_frames=12, n_objects=1, object_size=16, speed=0.5,
+                          bounce=False, seed=3)  # fmt: skip
+    assert v.frames.shape == (12, 60, 80, 3) and v.masks.shape == (12, 60, 80)
+    assert v.boxes.dtype == np.float32 and np.allclose(v.boxes[:, 0, 2:], 16.0)
+    xy = v.boxes[:, 0, :2]
+    assert np.hypot(*(xy[-1] - xy[0])) / 11 == pytest.approx(0.5, abs=0.1)  # px per frame
+    assert np.all(np.hypot(*(xy[1:] - xy[:-1]).T) < 1.0)
+    assert np.any(xy % 1 == 0.5)  # positions between output pixels
+    for t in (0, 11):  # the nearest-neighbour mask covers the box, to a pixel
+        ys, xs = np.nonzero(v.masks[t] == 1)
+        x, y, _, _ = v.boxes[t, 0]
+        assert abs(xs.min() - x) <= 1 and abs(ys.min() - y) <= 1
+    with pytest.raises(ValueError, match="factor"):
+        generate_subpixel(60, 80, 0)
 
 
 def test_objects_differ_from_background() -> None:
