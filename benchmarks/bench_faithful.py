@@ -42,7 +42,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.synthetic import SyntheticConfig, generate, generate_subpixel
+from pipeline.synthetic import SyntheticConfig, generate, generate_subpixel, sphere_blobs
 
 Row = tuple[str, str, str, str, str, str]  # stage, parameter, value, inputs, quality, time
 
@@ -236,20 +236,6 @@ def _tracking(quick: bool) -> list[Row]:
 # --- ClusterParents: init ----------------------------------------------------------------
 
 
-def _blobs(
-    n_blobs: int, per: int, d: int, spread: float, seed: int
-) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-    """Gaussian blobs on the unit sphere (tests/pipeline/test_clustering.py's `blobs`)."""
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(size=(n_blobs, d))
-    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
-    y = np.repeat(np.arange(n_blobs), per)
-    x = centers[y] + spread * rng.normal(size=(y.size, d)) / np.sqrt(d)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    perm = rng.permutation(y.size)
-    return x[perm].astype(np.float32), y[perm]
-
-
 def _clustering(quick: bool) -> list[Row]:
     from pipeline.cluster_metrics import adjusted_rand
     from pipeline.clustering import ParentConfig, cluster_parents
@@ -267,7 +253,7 @@ def _clustering(quick: bool) -> list[Row]:
             aris, objs, planted = [], [], []
             sec = 0.0
             for s in range(runs):
-                x, y = _blobs(n_blobs, per, d, 0.3, seed=s)
+                x, y = sphere_blobs(n_blobs, per, d, 0.3, seed=s)
                 t = time.perf_counter()
                 r = cluster_parents(x, ParentConfig(k=n_blobs, seed=s, init=init, use_gpu=False))
                 sec += time.perf_counter() - t

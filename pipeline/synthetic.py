@@ -363,6 +363,23 @@ def generate_subpixel(height: int, width: int, factor: int = 2, **kw: Any) -> Sy
     )
 
 
+def sphere_blobs(
+    n_blobs: int = 10, per: int = 250, d: int = 32, spread: float = 0.3, seed: int = 0
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """Planted clusters with known labels: ``n_blobs`` Gaussian blobs of ``per`` points
+    around random unit centres in ``d`` dimensions, noise ``spread / sqrt(d)`` per
+    coordinate, every point projected back to the unit sphere (as L2-normalised features
+    are), rows shuffled. Returns (float32 rows, int64 labels)."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(n_blobs, d))
+    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+    y = np.repeat(np.arange(n_blobs), per)
+    x = centers[y] + spread * rng.normal(size=(y.size, d)) / np.sqrt(d)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    perm = rng.permutation(y.size)
+    return x[perm].astype(np.float32), y[perm].astype(np.int64)
+
+
 def write_video(
     path: str | Path,
     frames: NDArray[np.uint8],

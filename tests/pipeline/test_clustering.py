@@ -15,20 +15,9 @@ from pipeline.clustering import (
     effective_k,
     effective_min_size,
 )
+from pipeline.synthetic import sphere_blobs
 
-
-def blobs(
-    n_blobs: int = 10, per: int = 250, d: int = 32, spread: float = 0.3, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Well-separated Gaussian blobs on the unit sphere (float32 rows, int labels)."""
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(size=(n_blobs, d))
-    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
-    y = np.repeat(np.arange(n_blobs), per)
-    x = centers[y] + spread * rng.normal(size=(y.size, d)) / np.sqrt(d)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    perm = rng.permutation(y.size)
-    return x[perm].astype(np.float32), y[perm]
+blobs = sphere_blobs  # well-separated planted clusters on the unit sphere
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
