@@ -20,9 +20,9 @@ at its default, on one core (OpenCV, faiss and BLAS single-threaded):
   planted blobs on the sphere (tests/pipeline/test_clustering.py's), K = the number of
   blobs: 10 blobs of 250 in 32-d (the tests' case) and 100 of 200 in 128-d (N/K = 200).
 - SegmentMotion ``flow_dir_centred`` false (the original's bin edges) and
-  ``min_peak_saliency`` 0 (no such rule), each alone and both together. Shots of 20 frames
-  at 120 x 160 with sensor noise (std 2: real video is never noise-free): a 48 px object
-  under a static camera (2 and 0.5 px/frame) and four pans (right, left, down,
+  ``min_peak_flow`` = ``min_peak_angle`` = 0 (no such rule), each alone and both together.
+  Shots of 20 frames at 120 x 160 with sensor noise (std 2: real video is never noise-free):
+  a 48 px object under a static camera (2, 0.5 and 0.25 px/frame) and four pans (right, left, down,
   diagonal), and shots without an object (static, three pure pans).
 - SegmentMotion ``slic_scale`` 1.0. Shots of 20 frames at 488 x 650 (the stage's size for
   4:3 video), a 220 px object, static camera or pan.
@@ -317,25 +317,28 @@ def _unlc_rules(quick: bool) -> tuple[list[Row], list[str]]:
 
     base = UnlcConfig(faiss_threads=1)
     uncentred = dataclasses.replace(base, flow_dir_centred=False)
-    no_peak = dataclasses.replace(base, min_peak_saliency=0.0)
-    original = dataclasses.replace(base, flow_dir_centred=False, min_peak_saliency=0.0)
+    no_peak = dataclasses.replace(base, min_peak_flow=0.0, min_peak_angle=0.0)
+    original = dataclasses.replace(
+        base, flow_dir_centred=False, min_peak_flow=0.0, min_peak_angle=0.0
+    )
     variants = [
         ("`flow_dir_centred`", "true (default)", base),
         ("`flow_dir_centred`", "false (original bins)", uncentred),
-        ("`min_peak_saliency`", "1.0 (default)", base),
-        ("`min_peak_saliency`", "0 (no such rule)", no_peak),
-        ("`flow_dir_centred` + `min_peak_saliency`", "false + 0 (original)", original),
+        ("`min_peak_flow`, `min_peak_angle`", "0.1 px², 1.0 rad² (default)", base),
+        ("`min_peak_flow`, `min_peak_angle`", "0, 0 (no such rule)", no_peak),
+        ("`flow_dir_centred` + `min_peak_*`", "false + 0, 0 (original)", original),
     ]
     configs = {
         "default": base,
         "`flow_dir_centred` false": uncentred,
-        "`min_peak_saliency` 0": no_peak,
+        "`min_peak_*` 0": no_peak,
         "both (the original)": original,
     }
     # (name, has an object, generator arguments); pans are the camera's (dx, dy) px/frame
     kinds: list[tuple[str, bool, dict[str, Any]]] = [
         ("object 2 px/frame, static camera", True, {"speed": 2.0}),
         ("object 0.5 px/frame, static camera", True, {"speed": 0.5}),
+        ("object 0.25 px/frame, static camera", True, {"speed": 0.25}),
         ("object, pan (2, 0)", True, {"camera_pan": (2.0, 0.0)}),
         ("object, pan (-2, 0)", True, {"camera_pan": (-2.0, 0.0)}),
         ("object, pan (0, 1.5)", True, {"camera_pan": (0.0, 1.5)}),
