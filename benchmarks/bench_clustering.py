@@ -24,6 +24,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from benchmarks.timing import best_of
 from pipeline import mutual_knn
 from pipeline.clustering import ChildConfig, ParentConfig, cluster_children, cluster_parents
 
@@ -136,16 +137,6 @@ def run_sklearn(x: np.ndarray, k: int, labels: np.ndarray, iters: int) -> dict[s
     out["t_knn"] = best_of(sk_knn)
     out["t_knn_faiss"] = best_of(lambda: mutual_knn.knn_within_groups(x, labels, 10))
     return out
-
-
-def best_of(fn: Any, repeats: int = 3) -> float:
-    """Smallest wall time of `repeats` runs (the machine is shared: spikes are not ours)."""
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def main(quick: bool = False) -> str:

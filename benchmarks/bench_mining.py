@@ -33,21 +33,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from benchmarks.timing import best_of
 from pipeline.motion import DenseFlow, MotionConfig, analyse_pair, prefilter_score, thumbnail
 from pipeline.surf import detect
 from pipeline.synthetic import SyntheticConfig, generate, write_video
 from pipeline.tracking import TrackingConfig, no_ipp
 from pipeline.video_io import VideoReader
 from tasks.mining import detect_video, track_video
-
-
-def _best(fn: Callable[[], Any], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def _videos(d: Path, n: int) -> dict[str, Path]:
@@ -97,7 +89,7 @@ def _components(path: Path, cfg: MotionConfig, pairs: int) -> list[tuple[str, fl
         ("whole pair analysis (analyse_pair)",
          lambda i: analyse_pair(greys[i], greys[i + 1], dis, cfg)),
     ]:  # fmt: skip
-        t = _best(lambda fn=fn: [fn(i) for i in range(pairs)], 2) / pairs
+        t = best_of(lambda fn=fn: [fn(i) for i in range(pairs)], 2) / pairs
         rows.append((name, t * 1000))
     return rows
 
