@@ -58,9 +58,11 @@ def zero_frame_video(path: Path) -> Path:
     return path
 
 
-def lying_avi(path: Path, claim: int = 50) -> Path:
-    """A complete 20-frame AVI whose headers claim `claim` frames."""
-    src = write_video(path.with_suffix(".src.avi"), generate(SMALL).frames, 25.0, codec="mpeg4")
+def lying_avi(path: Path, claim: int = 50, frames: Any = None) -> Path:
+    """A complete AVI (SMALL's 20 frames, or `frames`) whose headers claim `claim` frames.
+    claim=2**31-1 makes decord abort the process (std::bad_alloc) when it opens the file."""
+    frames = generate(SMALL).frames if frames is None else frames
+    src = write_video(path.with_suffix(".src.avi"), frames, 25.0, codec="mpeg4")
     data = bytearray(src.read_bytes())
     i = data.find(b"avih")  # MainAVIHeader.dwTotalFrames at +8+16
     data[i + 24 : i + 28] = struct.pack("<I", claim)
