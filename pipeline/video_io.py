@@ -11,6 +11,17 @@ Two backends, chosen per file:
 
 An auto-chosen decord reader that fails while decoding switches to PyAV (when PyAV
 indexes the same frame count) and carries on; an explicitly chosen backend never switches.
+Later stages open a file with the backend its probe recorded (``videos.backend``).
+
+decord sizes its index from the header's frame count and aborts the process on an absurd
+one (an AVI claiming 2**31-1 frames: ``std::bad_alloc``). A header claiming more frames
+than the file has bytes is therefore never given to decord (:func:`implausible_header`):
+``auto`` reads it with PyAV, a forced ``decord`` raises VideoError. FetchVideos also probes
+in a child process (``pipeline.isolation``) for crashes no check foresees.
+
+Rotation: the display matrix (phone videos) is read from the first frame's side data;
+frames come out upright from both backends and sizes are the upright ones. A file with no
+video stream (audio only) raises VideoError("no video stream ...") before any backend runs.
 
 Frame count: the number of video packets indexed by demuxing (what both backends expose),
 and :func:`probe` decodes the first and the last frame so a count that includes undecodable
