@@ -62,11 +62,17 @@ def coded_hw(hw: tuple[int, int], rotation: int) -> tuple[int, int]:
     return (hw[1], hw[0]) if rotation % 180 == 90 else hw
 
 
+_ROTATION_PACKETS = 64  # packets tried for a first frame: a corrupt file is not scanned whole
+
+
 def _first_frame_rotation(c: av.container.InputContainer, st: av.VideoStream) -> int:
     """The display matrix rotation, which PyAV exposes on decoded frames: decode one."""
     try:
-        for frame in c.decode(st):
-            return normalise_rotation(float(frame.rotation))
+        for k, pkt in enumerate(c.demux(st)):
+            for frame in pkt.decode():
+                return normalise_rotation(float(frame.rotation))
+            if k >= _ROTATION_PACKETS:
+                break
     except (av.FFmpegError, ValueError) as e:
         log.debug("no frame to read the rotation from: %s", e)
     return 0
