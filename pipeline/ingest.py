@@ -115,6 +115,10 @@ def check_info(info: Any, cfg: ProbeConfig) -> str | None:
     return None
 
 
+# imported once by the fork server, not by every probe's child (pipeline.isolation)
+_PROBE_PRELOAD = ("pipeline.video_io", "decord")
+
+
 def probe_untrusted(path: Path, cfg: ProbeConfig) -> tuple[VideoInfo, str | None]:
     """Probe a file that may crash a native decoder: (info, warning or None).
 
@@ -123,7 +127,7 @@ def probe_untrusted(path: Path, cfg: ProbeConfig) -> tuple[VideoInfo, str | None
     and the row gets a warning (the backend recorded is then ``pyav``, which later stages
     use); a crash with PyAV too, a crash with a forced backend, or a hang is a VideoError.
     """
-    kw = {"count": cfg.probe_count}
+    kw: dict[str, Any] = {"count": cfg.probe_count, "preload": _PROBE_PRELOAD}
     if not cfg.probe_isolated:
         return probe(path, backend=cfg.probe_backend, count=cfg.probe_count), None
     try:
