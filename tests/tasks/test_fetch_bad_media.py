@@ -127,3 +127,30 @@ def test_later_stages_open_files_with_the_backend_recorded_at_fetch(
     assert [(t["status"], t["error"]) for t in tracked] == [("ok", None)]
     shots = read_stage_table(SegmentMotion(shard=0), "mask_shots").to_pylist()
     assert shots and all(s["status"] != "failed" for s in shots), [s["error"] for s in shots]
+
+
+def test_shard_with_phone_video_audio_only_file_and_a_bom_list(
+    tmp_path: Path, luigi_config: Callable[..., Path]
+) -> None:
+    """A list saved with a UTF-8 BOM; a phone video (display matrix: rotation recorded,
+    upright size); an audio-only .mp4 (failed: no video stream, the real reason)."""
+    media = tmp_path / "media"
+    media.mkdir()
+    phone, coded = mf.rotated_video(media / "phone.mp4", -90)  # a phone held upright
+    audio = mf.audio_only_mp4(media / "voice-memo.mp4")
+    lst = tmp_path / "videos.csv"
+    lst.write_text(f"\ufeffurl,video_id\n{phone},phone\n{audio},memo\n", encoding="utf-8")
+    luigi_config(video_list=str(lst), videos_per_shard=2, max_failure_rate=1.0)
+    fetch = FetchVideos(shard=0)
+    assert build([fetch]).scheduling_succeeded
+    rows = {v["video_id"]: v for v in read_stage_table(fetch, "videos").to_pylist()}
+    assert rows["phone"]["status"] == "ok" and rows["phone"]["rotation"] == 270
+    assert (rows["phone"]["width"], rows["phone"]["height"]) == (120, 160)  # upright
+    memo = rows["memo"]
+    assert memo["status"] == "failed" and not memo["retryable"]
+    assert "no video stream (its streams: audio (aac))" in memo["error"]
+    assert "corrupt" not in memo["error"]
+    with video_io.VideoReader(rows["phone"]["local_path"], height=448,
+                              backend=rows["phone"]["backend"]) as vr:  # fmt: skip
+        assert vr.size == (448, 336)  # portrait at the mining height, not squeezed
+        assert len(vr) == len(coded)
