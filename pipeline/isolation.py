@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import traceback
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
@@ -54,6 +55,7 @@ def _child(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...], kw: 
     try:
         result: tuple[str, Any] = ("ok", fn(*args, **kw))
     except Exception as e:  # any error of the call travels back to the caller
+        e.add_note("raised in the child process:\n" + "".join(traceback.format_exception(e)))
         result = ("error", e)
     try:
         conn.send(result)

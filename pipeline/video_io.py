@@ -64,8 +64,8 @@ class VideoError(RuntimeError):
         self.path = str(path)
         self.reason = reason
 
-    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # travels from a probe's child
-        return (type(self), (self.path, self.reason))
+    def __reduce__(self) -> tuple[type, tuple[str, str], dict[str, object]]:  # from a child
+        return (type(self), (self.path, self.reason), self.__dict__)
 
 
 @dataclass(frozen=True)
@@ -312,8 +312,8 @@ class _CheckFailed(VideoError):
         super().__init__(path, reason)
         self.backend = backend
 
-    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:  # type: ignore[override]
-        return (type(self), (self.path, self.reason, self.backend))
+    def __reduce__(self) -> tuple[type, tuple[str, str, str], dict[str, object]]:  # type: ignore[override]
+        return (type(self), (self.path, self.reason, self.backend), self.__dict__)
 
 
 def _probe_once(path: str, backend: Backend, count: str) -> VideoInfo:

@@ -20,6 +20,8 @@ def test_result_and_exception_come_back(tmp_path: Path) -> None:
     with pytest.raises(VideoError, match=r"gone\.mp4: no such file") as e:
         call_isolated(probe, tmp_path / "gone.mp4", timeout_s=120)
     assert e.value.reason == "no such file"  # the exception arrives whole
+    assert "raised in the child process" in "".join(e.value.__notes__)
+    assert "VideoReader" in "".join(e.value.__notes__)  # with the child's traceback
 
 
 def test_abort_in_the_child_is_an_error_here() -> None:
