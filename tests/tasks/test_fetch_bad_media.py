@@ -65,8 +65,7 @@ def test_absurd_header_costs_one_row_and_stages_use_the_recorded_backend(
     cfg = tmp_path / "run.cfg"
     configure(luigi_config, cfg, {
         "videomine": {"video_list": lst, "videos_per_shard": 2},
-        "DetectMotion": {"frame_step": 3, "track_length": 12, "min_seed_gap": 8},
-        "TrackObjects": {"track_length": 12},
+        "DetectMotion": {"frame_step": 6, "frame_height": 240, "box_size": 120},
     })  # fmt: skip
 
     r = luigi_cli(cfg, "FetchVideos", "--shard", "0")
