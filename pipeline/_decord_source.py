@@ -15,8 +15,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 
+import cv2  # noqa: F401  before decord: see _LOAD_ORDER
 import numpy as np
 from numpy.typing import NDArray
+
+# decord's wheel bundles its own libpng/zlib; loaded before OpenCV, it shadows OpenCV's and
+# cv2.imdecode fails on every PNG ("libpng error: bad parameters to zlib": masks unreadable).
+# Importing cv2 first, here where decord is imported, keeps OpenCV's libraries.
+_LOAD_ORDER = ("cv2", "decord")
 
 DECODE_THREADS = 1  # DESIGN 10: two processes scale better than two decoder threads
 _CHUNK = 16  # frames per decord batch when streaming: bounded memory, few calls

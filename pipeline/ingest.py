@@ -116,7 +116,7 @@ def check_info(info: Any, cfg: ProbeConfig) -> str | None:
 
 
 # imported once by the fork server, not by every probe's child (pipeline.isolation)
-_PROBE_PRELOAD = ("pipeline.video_io", "decord")
+_PROBE_PRELOAD = ("pipeline.video_io", "pipeline._decord_source")  # cv2, then decord
 
 
 def probe_untrusted(path: Path, cfg: ProbeConfig) -> tuple[VideoInfo, str | None]:

@@ -256,3 +256,24 @@ def test_absurd_frame_count_never_reaches_decord(tmp_path: Path) -> None:
     lines = r.stdout.splitlines()
     assert lines[0] == "pyav 20 2147483647"
     assert lines[1].startswith("REFUSED refused to open with decord: its header claims 2147483647")
+
+
+def test_opening_decord_keeps_opencv_png_decoding() -> None:
+    """decord bundles libpng/zlib: imported before cv2, cv2.imdecode fails on every PNG
+    (masks). A fresh process that opens a video first must still decode PNGs."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    code = (
+        "import pipeline._decord_source, decord, cv2, numpy as np\n"
+        "a = (np.random.default_rng(0).random((12, 16)) * 255).astype(np.uint8)\n"
+        "ok, buf = cv2.imencode('.png', a)\n"
+        "b = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)\n"
+        "print(b is not None and bool((b == a).all()))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    r = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env,
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.stdout.strip() == "True", r.stderr[-2000:]
