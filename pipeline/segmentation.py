@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipeline import pruning, shots, unlc
-from pipeline.video_io import VideoReader
+from pipeline.video_io import Backend, VideoReader
 
 log = logging.getLogger(__name__)
 
@@ -123,14 +123,16 @@ def segment_video(
     unlc_cfg: unlc.UnlcConfig,
     prune_cfg: pruning.PruneConfig,
     max_side: int = MAX_SIDE,
+    backend: Backend = "auto",
 ) -> Iterator[ShotOutcome]:
-    """Stream a video file shot by shot (two passes, see the module docstring)."""
-    with VideoReader(path) as probe_reader:
+    """Stream a video file shot by shot (two passes, see the module docstring), read with
+    ``backend`` (the one FetchVideos recorded)."""
+    with VideoReader(path, backend=backend) as probe_reader:
         src_h, src_w = probe_reader.source_size
         n_frames = len(probe_reader)
     if shot_cfg.detect_shots and n_frames > 1:
         det_w = min(shot_cfg.detect_width, src_w)
-        with VideoReader(path, width=det_w) as r:
+        with VideoReader(path, width=det_w, backend=backend) as r:
             cuts, n_seen = shots.detect_cuts((f for _, f in r.iter_frames()), shot_cfg)
         if n_seen != n_frames:
             log.warning("%s: %d frames indexed but %d decoded", path, n_frames, n_seen)
@@ -139,7 +141,7 @@ def segment_video(
         cuts = []
     plan = shots.plan_shots(cuts, n_frames, shot_cfg)
     h, w = fit_size(src_h, src_w, max_side)
-    with VideoReader(path, height=h, width=w) as reader:
+    with VideoReader(path, height=h, width=w, backend=backend) as reader:
         yield from segment_shots(plan, reader.get_batch, unlc_cfg, prune_cfg)
 
 

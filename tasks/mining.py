@@ -33,7 +33,7 @@ from pipeline import imaging
 from pipeline.motion import MotionConfig
 from pipeline.seeding import scan, select_seeds
 from pipeline.tracking import TrackingConfig, TrackResult, track
-from pipeline.video_io import VideoReader
+from pipeline.video_io import Backend, VideoReader
 from tasks.common import ShardTask, StageOutput, config_from_params, read_stage_table, stage_params
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def usable_videos(videos: pa.Table) -> list[dict[str, Any]]:
     """Rows of a ``videos`` table that fetched fine (status ok, with a local file)."""
     cols = [
         c
-        for c in ("video_id", "local_path", "owned", "status", "width", "height")
+        for c in ("video_id", "local_path", "owned", "status", "width", "height", "backend")
         if c in videos.column_names
     ]
     return [
@@ -85,7 +85,7 @@ class DetectMotion(ShardTask):
         return FetchVideos(shard=self.shard)
 
     def produce(self, out: StageOutput) -> None:
-        from tasks.fetch import video_path  # names a file released by keep_videos=false
+        from tasks.fetch import recorded_backend, video_path  # released files; fetch's reader
 
         cfg: MotionConfig = config_from_params(self, MotionConfig)
         videos = usable_videos(read_stage_table(self.requires(), "videos"))
@@ -95,7 +95,8 @@ class DetectMotion(ShardTask):
             self.progress(i, len(videos), f"motion {v['video_id']}")
             t0 = time.time()
             try:
-                rows, stat = detect_video(v["video_id"], video_path(v), cfg, int(self.workers))
+                rows, stat = detect_video(v["video_id"], video_path(v), cfg, int(self.workers),
+                                          backend=recorded_backend(v))  # fmt: skip
             except Exception as e:  # per-video failure is a row; the shard goes on
                 log.warning("DetectMotion %s failed: %s", v["video_id"], e)
                 zeros = dict.fromkeys(
@@ -127,12 +128,13 @@ class DetectMotion(ShardTask):
 
 
 def detect_video(
-    video_id: str, path: str, cfg: MotionConfig, workers: int = 1
+    video_id: str, path: str, cfg: MotionConfig, workers: int = 1, backend: Backend = "auto"
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """``seeds`` rows and the ``seed_videos`` row (without wall time) of one video.
 
-    ``workers`` > 1: pair analyses in that many threads (same rows)."""
-    with VideoReader(path, height=cfg.frame_height) as reader:
+    ``workers`` > 1: pair analyses in that many threads (same rows). ``backend``: the
+    reader FetchVideos recorded for the file."""
+    with VideoReader(path, height=cfg.frame_height, backend=backend) as reader:
         fps = reader.fps
         src_h, src_w = reader.source_size
         result = scan(reader.iter_frames(), cfg, workers)
@@ -206,7 +208,7 @@ class TrackObjects(ShardTask):
         return {"videos": FetchVideos(shard=self.shard), "seeds": DetectMotion(shard=self.shard)}
 
     def produce(self, out: StageOutput) -> None:
-        from tasks.fetch import video_path  # names a file released by keep_videos=false
+        from tasks.fetch import recorded_backend, video_path  # released files; fetch's reader
 
         cfg: TrackingConfig = config_from_params(self, TrackingConfig)
         req = self.requires()
@@ -227,8 +229,8 @@ class TrackObjects(ShardTask):
                 if vid not in videos:
                     raise FileNotFoundError(f"video {vid} has seeds but no usable file")
                 tracks, patches = track_video(vid, video_path(videos[vid]), vseeds, cfg,
-                                              int(self.frame_height), sheet,
-                                              int(self.workers))  # fmt: skip
+                                              int(self.frame_height), sheet, int(self.workers),
+                                              backend=recorded_backend(videos[vid]))  # fmt: skip
             except Exception as e:
                 log.warning("TrackObjects %s failed: %s", vid, e)
                 status_rows.append(_failure(vid, e, t0, n_seeds=len(vseeds), n_kept=0))
@@ -286,6 +288,7 @@ def track_video(
     frame_height: int,
     sheet: PairSheet | None = None,
     workers: int = 1,
+    backend: Backend = "auto",
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``tracks`` and ``patches`` rows of one video's seeds.
 
@@ -294,7 +297,7 @@ def track_video(
     tracks: list[dict[str, Any]] = []
     patches: list[dict[str, Any]] = []
     L = cfg.track_length
-    with VideoReader(path, height=frame_height) as reader:
+    with VideoReader(path, height=frame_height, backend=backend) as reader:
         n = len(reader)
         s = reader.size[0] / reader.source_size[0]  # original -> decode scale
         todo = []

@@ -135,17 +135,18 @@ def _shrink(img: NDArray[np.uint8], s: float) -> NDArray[np.uint8]:
     )
 
 
-def usable_videos(videos: Any) -> list[tuple[str, str]]:
-    """(video_id, local_path) of the rows of a ``videos`` table that fetched fine."""
+def usable_videos(videos: Any) -> list[dict[str, Any]]:
+    """Rows (video_id, local_path, backend) of a ``videos`` table that fetched fine."""
     missing = {"video_id", "local_path", "status"} - set(videos.column_names)
     if missing:
         raise KeyError(f"videos table lacks columns {sorted(missing)}")
-    rows = videos.select(["video_id", "local_path", "status"]).to_pylist()
+    cols = [c for c in ("video_id", "local_path", "status", "backend") if c in videos.column_names]
     return [
-        (str(r["video_id"]), str(r["local_path"]))
-        for r in rows
+        {"video_id": str(r["video_id"]), "local_path": str(r["local_path"]),
+         "backend": r.get("backend")}
+        for r in videos.select(cols).to_pylist()
         if r["status"] == "ok" and r["local_path"]
-    ]
+    ]  # fmt: skip
 
 
 @stage_params(ShotConfig, UnlcConfig, PruneConfig)
@@ -170,18 +171,21 @@ class SegmentMotion(ShardTask):
         prune_cfg = config_from_params(self, PruneConfig)
         unlc_cfg.validate()
         prune_cfg.validate()
-        from tasks.fetch import video_path  # names a file released by keep_videos=false
+        from tasks.fetch import recorded_backend, video_path  # released files; fetch's reader
 
         videos = usable_videos(read_stage_table(self.requires(), "videos"))
         masks_w = out.writer("masks")
         shots_w = out.writer("mask_shots")
         sheet = OverlaySheet(prune_cfg, self.overlay_rows)
         failed = 0
-        for k, (video_id, path) in enumerate(videos):
+        for k, row in enumerate(videos):
+            video_id = row["video_id"]
             self.progress(k, len(videos), f"segmenting {video_id}")
             try:
-                path = video_path({"video_id": video_id, "local_path": path})
-                for oc in segment_video(path, shot_cfg, unlc_cfg, prune_cfg, self.max_side):
+                path, backend = video_path(row), recorded_backend(row)
+                for oc in segment_video(
+                    path, shot_cfg, unlc_cfg, prune_cfg, self.max_side, backend=backend
+                ):
                     masks_w.write(mask_rows(video_id, oc, self.jpeg_quality))
                     shots_w.write([shot_row(video_id, oc)])
                     sheet.add(video_id, oc)

@@ -117,10 +117,10 @@ def test_a_failing_video_is_a_row(
     luigi_config(section="DetectMotion", frame_step=3, track_length=6, min_seed_gap=4)
     real = tm.detect_video
 
-    def flaky(video_id: str, path: str, cfg: MotionConfig, workers: int = 1) -> Any:
+    def flaky(video_id: str, path: str, cfg: MotionConfig, workers: int = 1, **kw: Any) -> Any:
         if video_id == "b":
             raise RuntimeError("decoder exploded")
-        return real(video_id, path, cfg, workers)
+        return real(video_id, path, cfg, workers, **kw)
 
     monkeypatch.setattr(tm, "detect_video", flaky)
     task = DetectMotion(shard=0)

@@ -89,6 +89,6 @@ def test_usable_videos() -> None:
             "status": ["ok", "failed", "ok"],
         }
     )
-    assert usable_videos(t) == [("a", "/x.mp4")]
+    assert usable_videos(t) == [{"video_id": "a", "local_path": "/x.mp4", "backend": None}]
     with pytest.raises(KeyError, match="local_path"):
         usable_videos(pa.table({"video_id": ["a"], "status": ["ok"]}))
