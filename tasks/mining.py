@@ -258,9 +258,7 @@ class TrackObjects(ShardTask):
         if sheet.save(out.path / "pairs.png"):
             out.note("contact_sheet", "pairs.png")
         self.progress(len(by_video), len(by_video), "done")
-        self.check_failure_rate(
-            sum(r["status"] == "failed" for r in status_rows), len(status_rows)
-        )
+        self.check_failure_rate(sum(r["status"] == "failed" for r in status_rows), len(status_rows))
 
 
 class PairSheet:
