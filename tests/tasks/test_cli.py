@@ -191,6 +191,8 @@ def test_publishing_an_existing_version_from_another_run_fails(tmp_path: Path) -
     _ok(run_luigi(publish, first))
     entry = (tmp_path / "registry" / "catalog" / "d" / "1.json").read_bytes()
     other = _tiny_run(tmp_path / "b", order=("movB", "still", "movA"))
+    # its outputs complete first: PublishDataset is then checked for completeness at once
+    _ok(run_luigi(["--module", "tasks", "FetchAllVideos", "--local-scheduler"], other))
     p = run_luigi(publish, other)
     assert p.returncode == 30, (p.stdout + p.stderr)[-3000:]
     assert "d@1 is already published" in p.stderr
