@@ -242,7 +242,7 @@ def main(quick: bool = False) -> str:
             f"{n // 2}: object over a pan, static, pure pan, all-moving); defaults of MotionConfig / "
             f"TrackingConfig (frame_step={motion_cfg.frame_step}, flow={motion_cfg.flow_method}, "
             f"homography={motion_cfg.ransac_method}, track_box={track_cfg.track_box}); "
-            f"best of {repeat}. workers = threads per stage (the `workers` task parameter); "
+            f"best of {repeat}. workers = threads per stage (the `threads` task parameter); "
             "the goal is per core: workers 1, and the CPU-time ratio (decoding's CPU seconds "
             "over the stages', all threads counted) is the per-core figure on a shared machine.",
             "",

@@ -34,6 +34,7 @@ from pipeline.clustering import ChildConfig, ParentConfig, cluster_children, clu
 from pipeline.features import FeatureConfig
 from pipeline.graph import EDGE_KINDS, PAIR_KINDS, GraphConfig, build_graph
 from tasks.common import (
+    EmptyOutputError,
     ShardTask,
     StageOutput,
     StageTarget,
@@ -151,7 +152,11 @@ class ClusterParents(StageTask):
         emb = concat_stage_tables(self.requires(), "embeddings")
         emb = emb.filter(emb["valid"])
         if emb.num_rows == 0:
-            raise ValueError("ClusterParents: no valid embeddings in any shard (no kept tracks?)")
+            raise EmptyOutputError(
+                f"ClusterParents: no kept track in any of the run's {len(self.requires())} "
+                "shard(s), nothing to cluster (see seed_videos of DetectMotion and "
+                "track_videos of TrackObjects for each video's counts)"
+            )
         x = feature_matrix(emb)
         if self.pca_dim:
             pca = features.fit_pca(x, self.pca_dim, seed=cfg.seed)

@@ -72,8 +72,12 @@ def seed_id(video_id: str, frame: int) -> str:
 class DetectMotion(ShardTask):
     """Motion seeds of one shard's videos -> ``seeds`` + ``seed_videos``."""
 
-    may_be_empty = ("seeds",)  # a shard of static or all-moving clips has no seed
-    workers = luigi.IntParameter(
+    # A shard of static or all-moving clips has no seed; a shard without a usable video
+    # (every line failed or a duplicate) has no seed_videos row. Neither is "empty output":
+    # only a run with no kept track at all is (ClusterParents refuses it).
+    may_be_empty = ("seeds", "seed_videos")
+    # not `workers`: a root task's parameters become bare flags, and Luigi owns --workers
+    threads = luigi.IntParameter(
         default=1,
         significant=False,
         description="pair analyses run at once in threads (same rows; 1 = single core)",
@@ -95,7 +99,7 @@ class DetectMotion(ShardTask):
             self.progress(i, len(videos), f"motion {v['video_id']}")
             t0 = time.time()
             try:
-                rows, stat = detect_video(v["video_id"], video_path(v), cfg, int(self.workers),
+                rows, stat = detect_video(v["video_id"], video_path(v), cfg, int(self.threads),
                                           backend=recorded_backend(v))  # fmt: skip
             except Exception as e:  # per-video failure is a row; the shard goes on
                 log.warning("DetectMotion %s failed: %s", v["video_id"], e)
@@ -195,12 +199,13 @@ class TrackObjects(ShardTask):
     sheet_rows = luigi.IntParameter(
         default=16, significant=False, description="rows of the pairs contact sheet"
     )
-    workers = luigi.IntParameter(
+    threads = luigi.IntParameter(  # not `workers`: Luigi owns --workers
         default=1,
         significant=False,
         description="seeds tracked at once in threads (same rows; 1 = single core)",
     )
-    may_be_empty = ("tracks", "patches")  # no seeds, no tracks: allowed like DetectMotion
+    # no seeds, no tracks: allowed like DetectMotion; track_videos has a row per usable video
+    may_be_empty = ("tracks", "patches", "track_videos")
 
     def requires(self) -> dict[str, luigi.Task]:
         from tasks.fetch import FetchVideos
@@ -222,6 +227,11 @@ class TrackObjects(ShardTask):
         tracks_w, patches_w = out.writer("tracks"), out.writer("patches")
         sheet = PairSheet(int(self.sheet_rows))
         status_rows = []
+        for vid in sorted(set(videos) - set(by_video)):  # processed, no seed: still a row
+            status_rows.append(
+                {"video_id": vid, "status": "ok", "n_seeds": 0, "n_kept": 0,
+                 "wall_time_s": 0.0, "error": None, "traceback": None}
+            )  # fmt: skip
         for i, (vid, vseeds) in enumerate(sorted(by_video.items())):
             self.progress(i, len(by_video), f"tracking {vid}")
             t0 = time.time()
@@ -229,7 +239,7 @@ class TrackObjects(ShardTask):
                 if vid not in videos:
                     raise FileNotFoundError(f"video {vid} has seeds but no usable file")
                 tracks, patches = track_video(vid, video_path(videos[vid]), vseeds, cfg,
-                                              int(self.frame_height), sheet, int(self.workers),
+                                              int(self.frame_height), sheet, int(self.threads),
                                               backend=recorded_backend(videos[vid]))  # fmt: skip
             except Exception as e:
                 log.warning("TrackObjects %s failed: %s", vid, e)
@@ -250,7 +260,7 @@ class TrackObjects(ShardTask):
         if sheet.save(out.path / "pairs.png"):
             out.note("contact_sheet", "pairs.png")
         self.progress(len(by_video), len(by_video), "done")
-        self.check_failure_rate(sum(r["status"] == "failed" for r in status_rows), len(by_video))
+        self.check_failure_rate(sum(r["status"] == "failed" for r in status_rows), len(status_rows))
 
 
 class PairSheet:

@@ -158,7 +158,8 @@ class SegmentMotion(ShardTask):
     overlay_rows = luigi.IntParameter(
         default=8, significant=False, description="rows of the overlay sheet"
     )
-    may_be_empty = ("masks",)  # a shard of static clips legitimately yields no mask
+    # a shard of static clips yields no mask; one without a usable video has no shot row
+    may_be_empty = ("masks", "mask_shots")
 
     def requires(self) -> luigi.Task:
         from tasks.fetch import FetchVideos  # lazy: importing `tasks` must not need it

@@ -74,7 +74,8 @@ def test_detect_and_track_build(tmp_path: Path, luigi_config: Callable[..., Path
     dmeta = json.loads((Path(motion.output().path) / "_meta.json").read_text())
     assert dmeta["counts"]["frames_kept"] == sum(s["n_kept_frames"] for s in status.values())
     videos = {r["video_id"]: r for r in read_stage_table(task, "track_videos").to_pylist()}
-    assert videos["moving"]["n_seeds"] == len(seeds) and "still" not in videos
+    assert videos["moving"]["n_seeds"] == len(seeds)
+    assert videos["still"]["status"] == "ok" and videos["still"]["n_seeds"] == 0
     # Same parameters, same outputs: rerunning is a no-op that finds the task complete.
     assert build([TrackObjects(shard=0)]).scheduling_succeeded
     assert np.array_equal(
