@@ -28,8 +28,8 @@ import torch
 from skimage.feature import hog
 
 from models import checkpoint as ckpt_io
-from models.heads import build_network, network_config
 from models.images import decode_gray, decode_rgb, resize
+from models.methods import build_network, network_config
 from models.trunks import (
     Trunk,
     build_trunk,
