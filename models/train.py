@@ -54,6 +54,7 @@ class Data:
     weights: np.ndarray
     val_batches: list[dict[str, Any]] = field(default_factory=list)
     images_per_sample: int = 2
+    replacement: bool = False  # epochs draw rows with replacement (MethodData.replacement)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -79,7 +80,7 @@ def build_data(cfg: TrainConfig) -> Data:
         val_batches = [
             collate(items[i : i + cfg.batch_size]) for i in range(0, n_val, cfg.batch_size)
         ]
-    return Data(ds, collate, weights, val_batches, per)
+    return Data(ds, collate, weights, val_batches, per, md.replacement)
 
 
 def build_model(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
@@ -181,6 +182,7 @@ class State:
     step: int = 0
     skipped: set[int] = field(default_factory=set)
     images_per_sample: int = 2
+    replacement: bool = False  # epochs draw rows with replacement (MethodData.replacement)
     val_batches: list[dict[str, Any]] = field(default_factory=list)
     window: dict[str, float] = field(default_factory=dict)  # stats since the last log line
     window_t0: float = field(default_factory=time.perf_counter)
@@ -327,6 +329,7 @@ def _train(cfg: TrainConfig, ctx: dist.DistContext) -> dict[str, Any]:
         start,
         cfg.steps,
         cfg.epoch_size,
+        data.replacement,
     )
     workers = resolve_workers(cfg.workers, ctx.device, ctx.world_size)
     loader = DataLoader(

@@ -229,12 +229,22 @@ def fit_pca(x: npt.NDArray[Any], dim: int, seed: int = 0, max_train: int = 200_0
     return Pca(mean, np.ascontiguousarray(matrix), eig, int(rows.size), seed)
 
 
-def apply_pca(pca: Pca, x: npt.NDArray[Any], batch: int = 65536) -> F32:
-    """Project (N, d_in) rows and re-normalise: (N, d_out) float32 unit rows."""
+def apply_pca(pca: Pca, x: npt.NDArray[Any], batch: int = 65536, whiten: bool = False) -> F32:
+    """Project (N, d_in) rows and re-normalise: (N, d_out) float32 unit rows.
+
+    ``whiten``: divide each component by the square root of its eigenvalue first (unit
+    variance per component, as Noroozi et al. 2018 before K-means); eigenvalues below
+    1e-6 of the largest are floored there, so near-empty directions are not blown up."""
     if x.shape[1] != pca.mean.shape[0]:
         raise ValueError(f"x has d={x.shape[1]}, PCA expects {pca.mean.shape[0]}")
-    out = np.empty((x.shape[0], pca.matrix.shape[0]), dtype=np.float32)
+    matrix = pca.matrix
+    if whiten:
+        eig = np.maximum(
+            pca.eigenvalues, max(float(pca.eigenvalues.max(initial=0.0)), 1e-30) * 1e-6
+        )
+        matrix = (matrix / np.sqrt(eig)[:, None]).astype(np.float32)
+    out = np.empty((x.shape[0], matrix.shape[0]), dtype=np.float32)
     for s in range(0, x.shape[0], batch):
         xb = np.asarray(x[s : s + batch], dtype=np.float32) - pca.mean
-        out[s : s + batch] = l2_normalize(xb @ pca.matrix.T)
+        out[s : s + batch] = l2_normalize(xb @ matrix.T)
     return out

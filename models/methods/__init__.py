@@ -9,6 +9,7 @@
 | ``ranking`` | Triplet-Siamese (Wang & Gupta 2015; Wang, He & Gupta 2017) | ``ranking`` (+ ``ranking_pairs``) |
 | ``mask`` | mask prediction from uNLC trimaps (Pathak et al. 2017) | ``masks`` |
 | ``context`` | context prediction (Doersch, Gupta & Efros 2015) | ``context`` |
+| ``student`` | pseudo-label classification (Noroozi et al. 2018 knowledge transfer) | ``student`` |
 
 How to add a method:
 
@@ -45,6 +46,7 @@ CATALOG: dict[str, str | Method] = {
     "ranking": "models.methods.ranking",
     "mask": "models.methods.masks",
     "context": "models.methods.context",
+    "student": "models.methods.student",
 }
 
 

@@ -33,12 +33,16 @@ StepFn = Callable[
 class MethodData:
     """A method's training data: ``dataset[(row, sample_seed)]`` -> item dict (with ``row``
     and ``skipped``), ``collate`` of a list of items, per-row sampling ``weights`` (0 = never
-    drawn) and the images one sample feeds the network (for images/s)."""
+    drawn), the images one sample feeds the network (for images/s) and whether an epoch
+    draws rows with replacement (``replacement``: per-draw probabilities follow the weights
+    exactly, e.g. uniform over clusters; without it an epoch of every row is a permutation
+    and the weights only set the order)."""
 
     dataset: Any
     collate: Callable[[list[dict[str, Any]]], dict[str, Any]]
     weights: npt.NDArray[np.float64]
     images_per_sample: int
+    replacement: bool = False
 
 
 @dataclass(frozen=True)
