@@ -182,7 +182,6 @@ class State:
     step: int = 0
     skipped: set[int] = field(default_factory=set)
     images_per_sample: int = 2
-    replacement: bool = False  # epochs draw rows with replacement (MethodData.replacement)
     val_batches: list[dict[str, Any]] = field(default_factory=list)
     window: dict[str, float] = field(default_factory=dict)  # stats since the last log line
     window_t0: float = field(default_factory=time.perf_counter)

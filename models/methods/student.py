@@ -186,7 +186,9 @@ class StudentNet(nn.Module):
         # signal shrinks ~10x per layer and a from-scratch student sat at chance for 120
         # steps on planted labels (measured); the classifier fc8 keeps N(0, 0.01)
         g = torch.Generator().manual_seed(self.trunk.config.init_seed + 2)
-        for fc in (self.head[1], self.head[4]):
+        for i in (1, 4):
+            fc = self.head[i]
+            assert isinstance(fc, nn.Linear)
             nn.init.kaiming_normal_(fc.weight, nonlinearity="relu", generator=g)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
