@@ -26,7 +26,7 @@ def test_planted_clusters_are_recovered_and_whitening_undoes_anisotropy() -> Non
     x = x * np.geomspace(10, 0.3, 32).astype(np.float32)
     cfg = PseudoLabelConfig(k=2000, points_per_cluster=50)
     res = cluster_pseudo_labels(x, cfg)
-    assert res.stats["k"] == 40 and res.stats["pca_dim"] == 32 and res.stats["whiten"]
+    assert res.stats["k"] == 40 and res.stats["pca_dim"] == 32 and res.stats["whiten"]  # 2000/20
     assert res.labels.shape == (2000,) and res.labels.dtype == np.int32
     plain = cluster_pseudo_labels(x, PseudoLabelConfig(k=2000, points_per_cluster=50, whiten=False))
     assert _purity(res.labels, y) > 0.9  # measured 0.948
@@ -39,8 +39,20 @@ def test_k_is_capped_by_n_and_small_inputs_keep_fewer_components() -> None:
     x, _ = sphere_blobs(n_blobs=3, per=10, d=16, seed=0)
     res = cluster_pseudo_labels(x, PseudoLabelConfig(k=2000, points_per_cluster=640))
     assert res.stats["k"] == 1 and (res.labels == 0).all()  # 30 // 640 -> at least 1
-    res = cluster_pseudo_labels(x, PseudoLabelConfig(k=5, points_per_cluster=1))
+    res = cluster_pseudo_labels(x, PseudoLabelConfig(k=5, points_per_cluster=1, points_per_dim=1))
     assert res.stats["k"] == 5 and res.stats["pca_dim"] == 16  # min(256, D, N - 1)
+    res = cluster_pseudo_labels(x, PseudoLabelConfig(k=5, points_per_cluster=1))
+    assert res.stats["pca_dim"] == 1  # whitened components <= N / 20
+
+
+def test_whitening_keeps_few_components_on_small_inputs() -> None:
+    # 8 blobs in 300-d, 800 points: 256 whitened components would give the ~250 noise
+    # directions the same variance as the 7 that separate the blobs (measured purity 0.23);
+    # N / points_per_dim = 40 components keep them apart
+    x, y = sphere_blobs(n_blobs=8, per=100, d=300, spread=0.5, seed=2)
+    res = cluster_pseudo_labels(x, PseudoLabelConfig(points_per_cluster=100))
+    assert res.stats["pca_dim"] == 40 and res.stats["k"] == 8
+    assert _purity(res.labels, y) > 0.95
 
 
 def test_zero_features_still_get_a_label() -> None:
