@@ -73,3 +73,20 @@ def test_teacher_checkpoint_must_exist(frames: Path, luigi_config: Callable[...,
     assert not res.scheduling_succeeded
     with pytest.raises(ValueError, match="needs FeatureConfig.checkpoint"):
         task.run()
+
+
+def test_evaluate_linear_lists_every_compared_network(
+    tmp_path: Path, luigi_config: Callable[..., Path]
+) -> None:
+    from models.synthetic import write_labelled_folder
+    from tasks.train_eval import COMPARED, EvaluateLinear
+
+    luigi_config()
+    root = write_labelled_folder(tmp_path / "lab", SyntheticPatchConfig(n_classes=3), per_class=6)
+    task = EvaluateLinear(data_root=str(root), out_dir=str(tmp_path / "out"))
+    res = build([task])
+    assert res.scheduling_succeeded, res.summary_text
+    rows = json.loads((tmp_path / "out" / "metrics.json").read_text())["methods"]
+    assert all(rows[n]["status"] == "not available" for n in COMPARED)
+    assert {"majority_class", "hog", "random_init"} <= set(rows)
+    assert task.complete()
