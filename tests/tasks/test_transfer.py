@@ -34,7 +34,7 @@ def test_hog_pseudo_labels_then_student(frames: Path, luigi_config: Callable[...
     luigi_config(section="ClusterPseudoLabels", frames=str(frames), source="hog", patch_size=48,
                  points_per_cluster=40)  # fmt: skip
     labels_task = ClusterPseudoLabels()
-    student = TrainStudent(steps=3, batch_size=8, workers=0, trunk="vgg16", options=TINY)
+    student = TrainStudent(steps=3, batch_size=8, loader_workers=0, trunk="vgg16", options=TINY)
     res = build([student])
     assert res.scheduling_succeeded, res.summary_text
     out = labels_task.output()
@@ -90,3 +90,16 @@ def test_evaluate_linear_lists_every_compared_network(
     assert all(rows[n]["status"] == "not available" for n in COMPARED)
     assert {"majority_class", "hog", "random_init"} <= set(rows)
     assert task.complete()
+
+
+def test_train_tasks_parse_on_the_luigi_command_line() -> None:
+    """A root task with a ``workers`` parameter clashed with luigi's own --workers."""
+    from luigi.cmdline_parser import CmdlineParser
+
+    from tasks.train import TrainContext
+
+    for cls in (TrainStudent, TrainContext):
+        argv = [cls.__name__, "--loader-workers", "0", "--workers", "2", "--steps", "5"]
+        with CmdlineParser.global_instance(argv) as cp:
+            task = cp.get_task_obj()
+        assert isinstance(task, cls) and task.loader_workers == 0 and task.steps == 5
