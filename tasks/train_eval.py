@@ -29,9 +29,10 @@ MODELS = ("transitive", "tracking", "context", "masks")
 
 def _train_task(model: str) -> luigi.Task:
     from tasks import train
+    from tasks.train_transitive import TrainTransitive
 
     tasks = {
-        "transitive": train.TrainTransitive,
+        "transitive": TrainTransitive,
         "tracking": train.TrainTracking,
         "context": train.TrainContext,
         "masks": train.TrainMasks,
@@ -143,7 +144,7 @@ def labelled_folder_from_nodes(
 def demo_retrieval(dataset: str, out_dir: Path, workers: int = 1) -> str:
     """Train the demo preset on ``dataset`` (TrainTransitive) and evaluate retrieval by video
     against random init and HOG; returns the lines to print."""
-    from tasks.train import TrainTransitive
+    from tasks.train_transitive import TrainTransitive
 
     labelled = labelled_folder_from_nodes(dataset, out_dir / "labelled")
     train = TrainTransitive(dataset=dataset, **DEMO_TRAIN)
