@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from models.images import decode_rgb, first_decodable
-from models.methods.base import Method, MethodData, flat_dim, init_linears
+from models.methods.base import Method, MethodData, flat_dim, init_hidden_he, init_linears
 from models.methods.context import ContextColumns, load_frames
 from models.methods.jigsaw import FRAMES, random_square
 from models.sampling import Item
@@ -140,6 +140,7 @@ class CountingNet(nn.Module):
             nn.Linear(cfg.hidden, cfg.n_counts), nn.ReLU(),
         )  # fmt: skip
         init_linears(self.head, self.trunk.config.init_seed + 1)
+        init_hidden_he([self.head[0], self.head[2]], self.trunk.config.init_seed + 2)  # type: ignore[list-item]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk.pool5(x).flatten(1))
@@ -250,5 +251,6 @@ METHOD = Method(
     default_trunk="alexnet",  # the paper's network
     build_data=build_data,
     step=counting_step,
+    pretext_checks=pretext_checks,
     loss_config=lambda cfg: CountingConfig(**cfg.crop),
 )

@@ -32,7 +32,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from models.images import decode_rgb, first_decodable
-from models.methods.base import Method, MethodData, flat_dim, init_linears
+from models.methods.base import Method, MethodData, flat_dim, init_hidden_he, init_linears
 from models.methods.context import ContextColumns, load_frames
 from models.methods.permutations import N_TILES, permutation_set
 from models.sampling import Item
@@ -196,6 +196,7 @@ class JigsawNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         for m in (self.fc6, self.fc7, self.fc8):
             init_linears(m, self.trunk.config.init_seed + 1)
+        init_hidden_he([self.fc6, self.fc7], self.trunk.config.init_seed + 2)
 
     def forward(self, tiles: torch.Tensor) -> torch.Tensor:
         n = tiles.shape[0]
@@ -212,9 +213,11 @@ def normalise_tiles(tiles: torch.Tensor, sc: StepContext) -> torch.Tensor:
     x = ((x - mean) / std).permute(0, 1, 4, 2, 3)
     if sc.channels_last:
         n, k = x.shape[:2]
-        return x.reshape(n * k, *x.shape[2:]).contiguous(
-            memory_format=torch.channels_last
-        ).reshape(x.shape)
+        return (
+            x.reshape(n * k, *x.shape[2:])
+            .contiguous(memory_format=torch.channels_last)
+            .reshape(x.shape)
+        )
     return x.contiguous()
 
 
@@ -274,4 +277,5 @@ METHOD = Method(
     default_trunk="vgg16",  # the teacher Jigsaw++ clusters into a student
     build_data=build_data,
     step=jigsaw_step,
+    pretext_checks=pretext_checks,
 )
