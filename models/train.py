@@ -271,6 +271,19 @@ def run_evaluation(state: State, val_batches: list[dict[str, Any]]) -> dict[str,
     return res
 
 
+def run_pretext_checks(state: State, val_batches: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rank 0: the method's pretext checks on the held-back batches (``{}`` when it has
+    none), written to metrics.jsonl as one ``pretext`` record and returned for the summary."""
+    check = methods.get(state.cfg.task).pretext_checks
+    if not state.ctx.is_main or check is None:
+        return {}
+    if not val_batches:
+        return {"skipped": "no held-back rows (val_fraction x rows < 4)"}
+    res = check(state.raw, val_batches, state.sc)
+    state.metrics.write({"step": state.step, "pretext": res})
+    return res
+
+
 def train(cfg: TrainConfig, backend: str | None = None) -> dict[str, Any]:
     """Train to ``cfg.steps`` (resuming from out_dir when the config matches)."""
     ctx = dist.init(cfg.device, backend)
@@ -353,6 +366,7 @@ def _train(cfg: TrainConfig, ctx: dist.DistContext) -> dict[str, Any]:
             if start == cfg.steps and ctx.is_main and not (out / ckpt_io.LATEST).exists():
                 save(state)
             final = run_evaluation(state, data.val_batches)
+            pretext = run_pretext_checks(state, data.val_batches)
         finally:
             metrics.close()
     summary = {
@@ -366,6 +380,7 @@ def _train(cfg: TrainConfig, ctx: dist.DistContext) -> dict[str, Any]:
         "skipped_rows": len(state.skipped),
         "wall_s": round(time.perf_counter() - t0, 3),
         "val": final,
+        "pretext": pretext,
     }
     if ctx.is_main:
         tmp = out / f".{SUMMARY}.tmp"

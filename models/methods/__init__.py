@@ -9,6 +9,8 @@
 | ``ranking`` | Triplet-Siamese (Wang & Gupta 2015; Wang, He & Gupta 2017) | ``ranking`` (+ ``ranking_pairs``) |
 | ``mask`` | mask prediction from uNLC trimaps (Pathak et al. 2017) | ``masks`` |
 | ``context`` | context prediction (Doersch, Gupta & Efros 2015) | ``context`` |
+| ``counting`` | learning to count (Noroozi, Pirsiavash & Favaro 2017) | ``counting`` |
+| ``jigsaw`` | Jigsaw++ (Noroozi, Vinjimoor, Favaro & Pirsiavash 2018) | ``jigsaw`` (+ ``permutations``) |
 | ``student`` | pseudo-label classification (Noroozi et al. 2018 knowledge transfer) | ``student`` |
 
 How to add a method:
@@ -47,6 +49,8 @@ CATALOG: dict[str, str | Method] = {
     "mask": "models.methods.masks",
     "context": "models.methods.context",
     "student": "models.methods.student",
+    "counting": "models.methods.counting",
+    "jigsaw": "models.methods.jigsaw",
 }
 
 
