@@ -45,6 +45,7 @@ from tasks.common import (
     shard_count,
     stage_params,
 )
+from tasks.feature_source import build_source, feature_model_task
 from tasks.graph_io import (
     NODE_COLUMNS,
     VIEWS,
@@ -95,8 +96,6 @@ class EmbedPatches(ShardTask):
         when no --checkpoint is given (the DAG's "patches + feature model")."""
         if self.checkpoint:
             return None
-        from tasks.train import feature_model_task  # lazy: training is optional here
-
         return feature_model_task(self.source)
 
     def produce(self, out: StageOutput) -> None:
@@ -104,7 +103,7 @@ class EmbedPatches(ShardTask):
         model = self.model_task()
         if model is not None:
             cfg = dataclasses.replace(cfg, checkpoint=str(model.checkpoint_path()))
-        source = features.build_source(cfg)
+        source = build_source(cfg)
         nodes = track_nodes(self.requires()["tracks"].output())
         a = nodes.filter(pc.equal(nodes["view"], "A"))
         feats = np.zeros((a.num_rows, source.dim), np.float16)
