@@ -140,7 +140,10 @@ class CountingNet(nn.Module):
             nn.Linear(cfg.hidden, cfg.n_counts), nn.ReLU(),
         )  # fmt: skip
         init_linears(self.head, self.trunk.config.init_seed + 1)
-        init_hidden_he([self.head[0], self.head[2]], self.trunk.config.init_seed + 2)  # type: ignore[list-item]
+        # all three fc He-initialised: with the output at N(0, 0.01) every count starts ~0,
+        # where the loss is M with a vanishing gradient (|phi(Dy) - sum phi(T)| ~ 0): stuck
+        fcs = [m for m in self.head if isinstance(m, nn.Linear)]
+        init_hidden_he(fcs, self.trunk.config.init_seed + 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk.pool5(x).flatten(1))
