@@ -10,7 +10,6 @@ from pathlib import Path
 import torch
 
 from pipeline.synthetic import SyntheticConfig, generate, write_video
-from tasks.fetch import FetchVideos
 from tasks.frames import SampleFrames
 from tasks.train_frames import TrainCounting, TrainJigsaw
 from tests.conftest import build
