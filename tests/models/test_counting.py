@@ -94,14 +94,16 @@ def test_tiny_counting_run_lowers_the_loss_and_reports_pretext_checks(tmp_path: 
     data = write_radial_frames(tmp_path / "frames")
     cfg = TrainConfig(
         task="counting", data=[str(data)], out_dir=str(tmp_path / "out"), steps=30,
-        batch_size=8, workers=0, log_every=10, tensorboard=False, lr=0.001, trunk="vgg16",
+        batch_size=8, workers=0, log_every=10, tensorboard=False, lr=1e-4, trunk="vgg16",
         trunk_options={"widths": [8, -1, 16, -1, 16, -1]}, crop={"tile": 24},
-        val_fraction=0.25, network={"input_size": 24, "hidden": 64, "n_counts": 32},
+        val_fraction=0.25, network={"input_size": 24, "hidden": 64, "n_counts": 32, "count_init_std": 0.5},
     )  # fmt: skip
     s = train(cfg)
     lines = [json.loads(x) for x in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
     losses = [x["loss"] for x in lines if "loss" in x]
-    assert losses[-1] < 0.7 * losses[0], losses
+    # counts start large (std 0.5): the count error dominates (~60) and training brings the
+    # loss down to the margin's plateau (~M = 10; a run this short does not get below it)
+    assert losses[-1] < 0.5 * losses[0], losses
     pre = s["pretext"]
     assert set(pre["count_error_by_interpolation"]) == set(INTERPOLATIONS)
     assert pre["units"] == 32 and 0 <= pre["units_ever_nonzero"] <= 32

@@ -55,7 +55,7 @@ def test_train_counting_on_a_frames_manifest(
     data = write_radial_frames(tmp_path / "frames", n=16)
     options = {
         "trunk_options": TINY, "val_fraction": 0.25, "crop": {"tile": 24},
-        "network": {"input_size": 24, "hidden": 32, "n_counts": 16},
+        "network": {"input_size": 24, "hidden": 32, "n_counts": 16, "count_init_std": 0.2},
     }  # fmt: skip
     task = TrainCounting(
         dataset=str(data), steps=2, batch_size=4, workers=0, trunk="vgg16", options=options
