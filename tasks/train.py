@@ -66,7 +66,11 @@ class TrainBase(StageTask):
     options = luigi.DictParameter(default={}, description="other TrainConfig keys (JSON)")
     nproc = luigi.IntParameter(default=1, significant=False, description="processes; >1: torchrun")
     device = luigi.Parameter(default=_D.device, significant=False)
-    workers = luigi.IntParameter(default=_D.workers, significant=False)
+    # not `workers`: luigi's command line has its own --workers, and a root task with a
+    # parameter of that name made `luigi --module tasks TrainX` fail in argparse
+    loader_workers = luigi.IntParameter(
+        default=_D.workers, significant=False, description="TrainConfig.workers"
+    )
 
     @property
     def resources(self) -> dict[str, int]:
@@ -97,7 +101,7 @@ class TrainBase(StageTask):
             task=self.kind, data=self.sources(), out_dir=str(self.work_dir()), trunk=self.trunk,
             steps=self.steps, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
             weight_decay=self.weight_decay, seed=self.seed, amp=self.amp, device=self.device,
-            workers=self.workers, registry=str(videomine().registry),
+            workers=self.loader_workers, registry=str(videomine().registry),
         )  # fmt: skip
         return TrainConfig(**values)
 

@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 
 from models.images import crop_square, decode_rgb, first_decodable
 from models.manifests import has_table, read_table, require_columns
-from models.methods.base import Method, MethodData, flat_dim, init_linears
+from models.methods.base import Method, MethodData, flat_dim, init_hidden_he, init_linears
 from models.sampling import Item
 from models.steps import StepContext, to_input
 from models.trunks import build_trunk
@@ -182,14 +182,9 @@ class StudentNet(nn.Module):
             nn.Linear(cfg.hidden, cfg.n_classes),
         )
         init_linears(self.head, self.trunk.config.init_seed + 1)
-        # fc6/fc7 He-initialised: with three stacked fc at N(0, 0.01) and zero biases the
-        # signal shrinks ~10x per layer and a from-scratch student sat at chance for 120
-        # steps on planted labels (measured); the classifier fc8 keeps N(0, 0.01)
-        g = torch.Generator().manual_seed(self.trunk.config.init_seed + 2)
-        for i in (1, 4):
-            fc = self.head[i]
-            assert isinstance(fc, nn.Linear)
-            nn.init.kaiming_normal_(fc.weight, nonlinearity="relu", generator=g)
+        fc6, fc7 = self.head[1], self.head[4]
+        assert isinstance(fc6, nn.Linear) and isinstance(fc7, nn.Linear)
+        init_hidden_he([fc6, fc7], self.trunk.config.init_seed + 2)  # fc8 keeps N(0, 0.01)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk.pool5(x))

@@ -34,7 +34,7 @@ def test_hog_pseudo_labels_then_student(frames: Path, luigi_config: Callable[...
     luigi_config(section="ClusterPseudoLabels", frames=str(frames), source="hog", patch_size=48,
                  points_per_cluster=40)  # fmt: skip
     labels_task = ClusterPseudoLabels()
-    student = TrainStudent(steps=3, batch_size=8, workers=0, trunk="vgg16", options=TINY)
+    student = TrainStudent(steps=3, batch_size=8, loader_workers=0, trunk="vgg16", options=TINY)
     res = build([student])
     assert res.scheduling_succeeded, res.summary_text
     out = labels_task.output()
@@ -73,3 +73,33 @@ def test_teacher_checkpoint_must_exist(frames: Path, luigi_config: Callable[...,
     assert not res.scheduling_succeeded
     with pytest.raises(ValueError, match="needs FeatureConfig.checkpoint"):
         task.run()
+
+
+def test_evaluate_linear_lists_every_compared_network(
+    tmp_path: Path, luigi_config: Callable[..., Path]
+) -> None:
+    from models.synthetic import write_labelled_folder
+    from tasks.train_eval import COMPARED, EvaluateLinear
+
+    luigi_config()
+    root = write_labelled_folder(tmp_path / "lab", SyntheticPatchConfig(n_classes=3), per_class=6)
+    task = EvaluateLinear(data_root=str(root), out_dir=str(tmp_path / "out"))
+    res = build([task])
+    assert res.scheduling_succeeded, res.summary_text
+    rows = json.loads((tmp_path / "out" / "metrics.json").read_text())["methods"]
+    assert all(rows[n]["status"] == "not available" for n in COMPARED)
+    assert {"majority_class", "hog", "random_init"} <= set(rows)
+    assert task.complete()
+
+
+def test_train_tasks_parse_on_the_luigi_command_line() -> None:
+    """A root task with a ``workers`` parameter clashed with luigi's own --workers."""
+    from luigi.cmdline_parser import CmdlineParser
+
+    from tasks.train import TrainContext
+
+    for cls in (TrainStudent, TrainContext):
+        argv = [cls.__name__, "--loader-workers", "0", "--workers", "2", "--steps", "5"]
+        with CmdlineParser.global_instance(argv) as cp:
+            task = cp.get_task_obj()
+        assert isinstance(task, cls) and task.loader_workers == 0 and task.steps == 5
