@@ -59,7 +59,7 @@ def demo_frames_training(workers: int = 1) -> tuple[bool, str]:
     the losses and the pretext checks (and whether every task succeeded). CPU runs this short say nothing about quality."""
     from tasks.frames import frame_tasks
 
-    common = {"steps": DEMO_STEPS, "batch_size": 8, "trunk": "alexnet", "workers": 0}
+    common = {"steps": DEMO_STEPS, "batch_size": 8, "trunk": "alexnet", "loader_workers": 0}
     opts = {"val_fraction": 0.25, "log_every": 2}
     runs = [TrainCounting(options=opts, **common), TrainJigsaw(options=opts, **common)]
     if not luigi.build([*frame_tasks(), *runs], local_scheduler=True, workers=workers,

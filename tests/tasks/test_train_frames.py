@@ -35,7 +35,7 @@ def test_train_jigsaw_on_sampled_frames(tmp_path: Path, luigi_config: Callable[.
         "crop": {"crop": 60, "cell": 20, "tile": 16},
         "network": {"input_size": 16, "fc6": 16, "fc7": 32, "n_permutations": 8},
     }  # fmt: skip
-    task = TrainJigsaw(steps=3, batch_size=4, workers=0, trunk="vgg16", options=options)
+    task = TrainJigsaw(steps=3, batch_size=4, loader_workers=0, trunk="vgg16", options=options)
     res = build([task])
     assert res.scheduling_succeeded, res.summary_text
     assert SampleFrames(shard=0).complete()
@@ -58,7 +58,7 @@ def test_train_counting_on_a_frames_manifest(
         "network": {"input_size": 24, "hidden": 32, "n_counts": 16, "count_init_std": 0.2},
     }  # fmt: skip
     task = TrainCounting(
-        dataset=str(data), steps=2, batch_size=4, workers=0, trunk="vgg16", options=options
+        dataset=str(data), steps=2, batch_size=4, loader_workers=0, trunk="vgg16", options=options
     )
     res = build([task])
     assert res.scheduling_succeeded, res.summary_text
