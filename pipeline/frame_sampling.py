@@ -9,7 +9,7 @@ order, and reuses DetectMotion's own tests (:mod:`pipeline.motion`):
    (:func:`pipeline.motion.is_cut`); shots under ``min_shot`` frames are skipped;
 2. motion: every ``score_step``-th pair of a shot gets the motion pre-filter's score, the
    share of thumbnail pixels moving beyond the global (camera) motion
-   (:func:`pipeline.motion.prefilter_score`). A shot whose median score is under
+   (:func:`pipeline.motion.prefilter_score`) between frames t and t + ``score_gap``. A shot whose median score is under
    ``static_fraction`` (the pre-filter's own "static" bound) is *static*: nothing in it
    moves but, at most, the camera. Its frames are not sampled;
 3. sampling: frames ``shot start + k * step`` of the other shots, resized so the shorter
@@ -23,6 +23,7 @@ candidates are held, the stride doubles and every other candidate is dropped.
 from __future__ import annotations
 
 import dataclasses
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -45,6 +46,10 @@ class FrameSampleConfig:
     frame_size: int = 256  # shorter side stored: Jigsaw++ crops 255, counting 2 x 114
     min_shot: int = ShotConfig.min_shot  # uNLC's minShot: shorter shots are skipped
     score_step: int = _MOTION.frame_step  # DetectMotion's analysis stride for the score
+    # frames between the two thumbnails scored: uNLC's flow to the +-3 neighbours. Measured on
+    # the dev set: a slow dancer (TLP-Mohiniyattam) scores a median 0.0 on consecutive frames
+    # (called static) and 0.07 over 3 frames; DAVIS and the other tracking clips pass either way
+    score_gap: int = 3
     # DetectMotion's pre-filter bound: under it nothing moves besides the camera
     static_fraction: float = _MOTION.prefilter_min_fraction
     prefilter_height: int = _MOTION.prefilter_height  # thumbnail height of both tests
@@ -52,7 +57,7 @@ class FrameSampleConfig:
     cut_ncc: float = _MOTION.cut_ncc  # thumbnail correlation under which a cut is called
 
     def validate(self) -> None:
-        if self.step < 1 or self.score_step < 1:
+        if self.step < 1 or self.score_step < 1 or self.score_gap < 1:
             raise ValueError(
                 f"step and score_step must be >= 1, got {self.step}, {self.score_step}"
             )
@@ -163,22 +168,26 @@ def sample_frames(
     """
     cfg.validate()
     st = _Sampler(cfg)
-    prev: NDArray[np.uint8] | None = None
+    recent: deque[NDArray[np.uint8]] = deque(
+        maxlen=cfg.score_gap + 1
+    )  # its last gap + 1 thumbnails
     prev_idx = -1
     for idx, rgb in frames:
         if idx != prev_idx + 1:
             raise ValueError(f"frames must be consecutive from 0: {prev_idx} then {idx}")
         thumb = thumbnail(to_grey(rgb), cfg.prefilter_height)
-        if prev is not None:
-            if is_cut(prev, thumb, st.mcfg):
-                st.end_shot(idx)
-            elif (prev_idx - st.start) % cfg.score_step == 0:
-                st.scores.append(prefilter_score(prev, thumb, st.flow, st.mcfg))
+        if recent and is_cut(recent[-1], thumb, st.mcfg):
+            st.end_shot(idx)
+            recent.clear()
+        recent.append(thumb)
+        t = idx - cfg.score_gap  # scored pair (t, idx), both in this shot
+        if t >= st.start and (t - st.start) % cfg.score_step == 0:
+            st.scores.append(prefilter_score(recent[0], thumb, st.flow, st.mcfg))
         offset = idx - st.start
         if offset % st.stride == 0:
             st.pending.append(_Candidate(idx, st.shot, offset, resize_short(rgb, cfg.frame_size)))
             st.thin()
-        prev, prev_idx = thumb, idx
+        prev_idx = idx
     if prev_idx >= 0:
         st.end_shot(prev_idx + 1)
     chosen = [st.kept[i] for i in _spread(len(st.kept), cfg.max_per_video)]

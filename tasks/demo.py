@@ -229,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
         print("training a small Triplet-Siamese network on demo-pairs@1 (CPU, ~1-2 min)...")
         retrieval = demo_retrieval("demo-pairs@1", out / "train", workers=1)
         ok = luigi.build([T.Report()], local_scheduler=True, workers=1, log_level="WARNING")
+    frames_training = ""
+    if ok:
+        from tasks.train_frames import demo_frames_training
+
+        print("training counting and Jigsaw++ for a few steps on sampled frames (CPU)...")
+        ok, frames_training = demo_frames_training()
     if not ok:
         print(
             "demo: a task failed; see the log above. Rerun `make demo` to retry what is missing.",
@@ -237,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(summary(out, t))
     print(f"\n{retrieval}")
+    print(f"\n{frames_training}")
     return 0
 
 

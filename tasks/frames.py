@@ -140,3 +140,10 @@ class SampleFrames(ShardTask):
             rows = [sheet[i : i + 8] for i in range(0, len(sheet), 8)]
             imaging.save_png(out.path / "frames.png", imaging.montage(rows, tile=128))
             out.note("sheet", "frames.png")
+
+
+def frame_tasks() -> list[luigi.Task]:
+    """SampleFrames of every shard of the configured list (the frames table of a run)."""
+    from tasks.common import shard_count
+
+    return [SampleFrames(shard=i) for i in range(shard_count())]

@@ -125,6 +125,11 @@ class CountingNetConfig:
     input_size: int = 114  # the paper's 114 x 114 inputs
     hidden: int = 4096  # fc6 and fc7 (the paper: AlexNet's fc 4096 - 4096)
     n_counts: int = 1000  # fc8: the counting vector (the paper: 1000, ReLU)
+    # fc8's init std (ours). Measured on the demo's frames (AlexNet, lr 0.001, batch 8): He
+    # gives a first count error of 972 and inf at step 2; 0.001 starts at 1.8 (M = 10) and
+    # stays finite. Too small a value on a narrow head leaves every count ~0, where the loss
+    # is M and flat (a 64-wide toy head needs ~0.2, its He value).
+    count_init_std: float = 0.001
 
 
 class CountingNet(nn.Module):
@@ -140,7 +145,12 @@ class CountingNet(nn.Module):
             nn.Linear(cfg.hidden, cfg.n_counts), nn.ReLU(),
         )  # fmt: skip
         init_linears(self.head, self.trunk.config.init_seed + 1)
-        init_hidden_he([self.head[0], self.head[2]], self.trunk.config.init_seed + 2)  # type: ignore[list-item]
+        # fc6, fc7 He-initialised (stacked N(0, 0.01) fc starve the signal), the counts at
+        # N(0, count_init_std): see CountingNetConfig.count_init_std
+        fcs = [m for m in self.head if isinstance(m, nn.Linear)]
+        init_hidden_he(fcs[:2], self.trunk.config.init_seed + 2)
+        g = torch.Generator().manual_seed(self.trunk.config.init_seed + 3)
+        nn.init.normal_(fcs[2].weight, 0.0, cfg.count_init_std, generator=g)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk.pool5(x).flatten(1))

@@ -19,7 +19,7 @@ def _clip() -> tuple[NDArray[np.uint8], list[tuple[int, int, str]]]:
         (SyntheticConfig(**SMALL, n_frames=50, mode="static", seed=2), "static"),
         (
             SyntheticConfig(**SMALL, n_frames=40, mode="pan_only", camera_pan=(2.0, 1.0), seed=3),
-            "static",  # only the camera moves: nothing moves in the scene
+            "static",  # only the camera moves (2, 1 px/frame): static at score_gap=1
         ),
         (SyntheticConfig(**SMALL, n_frames=5, object_size=40, seed=4), "too_short"),
         (
@@ -45,7 +45,7 @@ def test_every_nth_frame_of_moving_shots_only(
     clip: tuple[NDArray[np.uint8], list[tuple[int, int, str]]],
 ) -> None:
     video, spans = clip
-    frames, shots = sample_frames(enumerate(video), FrameSampleConfig(step=10))
+    frames, shots = sample_frames(enumerate(video), FrameSampleConfig(step=10, score_gap=1))
     assert [(s.start, s.stop, s.status) for s in shots] == spans
     want = [i for a, b, st in spans if st == "sampled" for i in range(a, b, 10)]
     assert [f.index for f in frames] == want
@@ -59,11 +59,23 @@ def test_every_nth_frame_of_moving_shots_only(
     assert shots[1].motion_score < 0.003 < shots[0].motion_score
 
 
+def test_default_score_gap_trades_a_pan_for_slow_motion(
+    clip: tuple[NDArray[np.uint8], list[tuple[int, int, str]]],
+) -> None:
+    """Over 3 frames (the default) the pan's residual passes the static bound: the cost of
+    catching slow real motion (docs/training.md, SampleFrames)."""
+    video, _ = clip
+    _, shots = sample_frames(enumerate(video), FrameSampleConfig(step=10))
+    assert [s.status for s in shots] == ["sampled", "static", "sampled", "too_short", "sampled"]
+    assert 0.003 < shots[2].motion_score < 0.1 < shots[0].motion_score
+
+
 def test_cap_per_video_spreads_over_the_video(
     clip: tuple[NDArray[np.uint8], list[tuple[int, int, str]]],
 ) -> None:
     video, spans = clip
-    frames, shots = sample_frames(enumerate(video), FrameSampleConfig(step=1, max_per_video=5))
+    cfg = FrameSampleConfig(step=1, max_per_video=5, score_gap=1)
+    frames, shots = sample_frames(enumerate(video), cfg)
     idx = [f.index for f in frames]
     assert len(idx) == 5 and idx == sorted(idx)
     assert {f.shot for f in frames} == {0, 4}  # both moving shots, nothing else
