@@ -36,7 +36,6 @@ from pipeline.frame_sampling import (
 )
 from pipeline.video_io import VideoReader
 from tasks.common import ShardTask, StageOutput, config_from_params, read_stage_table, stage_params
-from tasks.segment import usable_videos
 
 log = logging.getLogger(__name__)
 
@@ -107,18 +106,18 @@ class SampleFrames(ShardTask):
     def produce(self, out: StageOutput) -> None:
         cfg = config_from_params(self, FrameSampleConfig)
         cfg.validate()
-        from tasks.fetch import video_path  # names a file released by keep_videos=false
+        from tasks.fetch import recorded_backend, usable_videos, video_path  # fetch's reader
 
         videos = usable_videos(read_stage_table(self.requires(), "videos"))
         frames_w = out.writer("frames")
         shots_w = out.writer("frame_shots")
         sheet: list[NDArray[np.uint8]] = []
         failed = 0
-        for k, (video_id, path) in enumerate(videos):
+        for k, v in enumerate(videos):
+            video_id = v["video_id"]
             self.progress(k, len(videos), f"sampling {video_id}")
             try:
-                path = video_path({"video_id": video_id, "local_path": path})
-                with VideoReader(path) as reader:
+                with VideoReader(video_path(v), backend=recorded_backend(v)) as reader:
                     frames, shots = sample_frames(reader.iter_frames(), cfg)
             except Exception as e:  # per-video failure: a row with the traceback
                 log.warning("%s: frame sampling failed: %s", video_id, e)

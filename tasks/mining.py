@@ -26,7 +26,6 @@ from typing import Any
 
 import luigi
 import numpy as np
-import pyarrow as pa
 from numpy.typing import NDArray
 
 from pipeline import imaging
@@ -37,20 +36,6 @@ from pipeline.video_io import Backend, VideoReader
 from tasks.common import ShardTask, StageOutput, config_from_params, read_stage_table, stage_params
 
 log = logging.getLogger(__name__)
-
-
-def usable_videos(videos: pa.Table) -> list[dict[str, Any]]:
-    """Rows of a ``videos`` table that fetched fine (status ok, with a local file)."""
-    cols = [
-        c
-        for c in ("video_id", "local_path", "owned", "status", "width", "height", "backend")
-        if c in videos.column_names
-    ]
-    return [
-        r
-        for r in videos.select(cols).to_pylist()
-        if str(r.get("status", "ok")) == "ok" and r.get("local_path")
-    ]
 
 
 def _failure(video_id: str, err: BaseException, t0: float, **zeros: int) -> dict[str, Any]:
@@ -89,7 +74,7 @@ class DetectMotion(ShardTask):
         return FetchVideos(shard=self.shard)
 
     def produce(self, out: StageOutput) -> None:
-        from tasks.fetch import recorded_backend, video_path  # released files; fetch's reader
+        from tasks.fetch import recorded_backend, usable_videos, video_path  # fetch's reader
 
         cfg: MotionConfig = config_from_params(self, MotionConfig)
         videos = usable_videos(read_stage_table(self.requires(), "videos"))
@@ -213,7 +198,7 @@ class TrackObjects(ShardTask):
         return {"videos": FetchVideos(shard=self.shard), "seeds": DetectMotion(shard=self.shard)}
 
     def produce(self, out: StageOutput) -> None:
-        from tasks.fetch import recorded_backend, video_path  # released files; fetch's reader
+        from tasks.fetch import recorded_backend, usable_videos, video_path  # fetch's reader
 
         cfg: TrackingConfig = config_from_params(self, TrackingConfig)
         req = self.requires()

@@ -135,20 +135,6 @@ def _shrink(img: NDArray[np.uint8], s: float) -> NDArray[np.uint8]:
     )
 
 
-def usable_videos(videos: Any) -> list[dict[str, Any]]:
-    """Rows (video_id, local_path, backend) of a ``videos`` table that fetched fine."""
-    missing = {"video_id", "local_path", "status"} - set(videos.column_names)
-    if missing:
-        raise KeyError(f"videos table lacks columns {sorted(missing)}")
-    cols = [c for c in ("video_id", "local_path", "status", "backend") if c in videos.column_names]
-    return [
-        {"video_id": str(r["video_id"]), "local_path": str(r["local_path"]),
-         "backend": r.get("backend")}
-        for r in videos.select(cols).to_pylist()
-        if r["status"] == "ok" and r["local_path"]
-    ]  # fmt: skip
-
-
 @stage_params(ShotConfig, UnlcConfig, PruneConfig)
 class SegmentMotion(ShardTask):
     """uNLC motion masks of one shard's videos -> ``masks`` + ``mask_shots`` tables."""
@@ -172,7 +158,7 @@ class SegmentMotion(ShardTask):
         prune_cfg = config_from_params(self, PruneConfig)
         unlc_cfg.validate()
         prune_cfg.validate()
-        from tasks.fetch import recorded_backend, video_path  # released files; fetch's reader
+        from tasks.fetch import recorded_backend, usable_videos, video_path  # fetch's reader
 
         videos = usable_videos(read_stage_table(self.requires(), "videos"))
         masks_w = out.writer("masks")

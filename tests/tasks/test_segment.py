@@ -14,8 +14,8 @@ import pytest
 from pipeline.imaging import decode_jpeg, decode_png
 from pipeline.synthetic import SyntheticConfig, generate, write_video
 from tasks import common
-from tasks.fetch import FetchVideos
-from tasks.segment import SegmentMotion, usable_videos
+from tasks.fetch import FetchVideos, usable_videos
+from tasks.segment import SegmentMotion
 from tests.conftest import build
 
 
@@ -89,6 +89,6 @@ def test_usable_videos() -> None:
             "status": ["ok", "failed", "ok"],
         }
     )
-    assert usable_videos(t) == [{"video_id": "a", "local_path": "/x.mp4", "backend": None}]
+    assert usable_videos(t) == [{"video_id": "a", "local_path": "/x.mp4", "status": "ok"}]
     with pytest.raises(KeyError, match="local_path"):
         usable_videos(pa.table({"video_id": ["a"], "status": ["ok"]}))
