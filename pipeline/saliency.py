@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -40,7 +41,34 @@ from numpy.typing import NDArray
 log = logging.getLogger(__name__)
 
 # Pair kinds as small ints, for the per-pair bookkeeping arrays.
-NONE, STATIC, TRANSLATE = 0, 1, 2
+NONE, STATIC, TRANSLATE, COMPENSATED = 0, 1, 2, 3
+SaliencyMode = Literal["homography", "dominant"]
+
+
+def camera_residual(
+    flow: NDArray[np.float32], *, grid: int, threshold: float, method: int = cv2.LMEDS
+) -> tuple[NDArray[np.float32], bool]:
+    """Flow (H, W, 2) minus the camera's: a homography fitted robustly to the flow sampled
+    every `grid` px (IDT's camera model, as `pipeline.motion` fits it; least-median by
+    default, which keeps the majority, the background). Returns the (H, W) float32 residual
+    magnitude in px and whether a homography was found (else the raw magnitude)."""
+    h, w = flow.shape[:2]
+    ys, xs = np.mgrid[grid // 2 : h : grid, grid // 2 : w : grid]
+    src = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
+    dst = src + flow[ys.ravel(), xs.ravel()]
+    hom = None
+    if len(src) >= 8:
+        hom, _ = cv2.findHomography(src, dst, method, threshold)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    if hom is None:
+        return np.asarray(np.hypot(flow[..., 0], flow[..., 1]), np.float32), False
+    den = hom[2, 0] * xx + hom[2, 1] * yy + hom[2, 2]
+    den = np.where(np.abs(den) < 1e-9, 1e-9, den)
+    px = (hom[0, 0] * xx + hom[0, 1] * yy + hom[0, 2]) / den
+    py = (hom[1, 0] * xx + hom[1, 1] * yy + hom[1, 2]) / den
+    rx = flow[..., 0] - (px - xx)
+    ry = flow[..., 1] - (py - yy)
+    return np.asarray(np.hypot(rx, ry), np.float32), True
 
 
 @dataclass(frozen=True)
@@ -128,6 +156,10 @@ def motion_saliency(
     dir_bins: int,
     box: int,
     centred: bool = True,
+    mode: SaliencyMode = "dominant",
+    grid: int = 8,
+    ransac_threshold: float = 1.0,
+    power: float = 2.0,
 ) -> MotionSaliency:
     """Motion saliency of a shot (frames (n, H, W, 3) uint8 RGB) at `size` x `size`.
 
@@ -150,14 +182,21 @@ def motion_saliency(
             t0 = time.perf_counter()
             flow = np.asarray(dis.calc(grey[i], grey[i + j], None), np.float32)
             t_flow += time.perf_counter() - t0
-            kind, dev = pair_deviation(
-                flow,
-                mag_threshold=mag_threshold,
-                dir_threshold=dir_threshold,
-                dir_bins=dir_bins,
-                box=box,
-                centred=centred,
-            )
+            if mode == "homography":
+                res, _ = camera_residual(flow, grid=grid, threshold=ransac_threshold)
+                kind = COMPENSATED
+                dev = np.asarray(
+                    cv2.blur(res**power, (box, box), borderType=cv2.BORDER_REFLECT), np.float32
+                )
+            else:
+                kind, dev = pair_deviation(
+                    flow,
+                    mag_threshold=mag_threshold,
+                    dir_threshold=dir_threshold,
+                    dir_bins=dir_bins,
+                    box=box,
+                    centred=centred,
+                )
             kinds[i, c] = kind
             if dev is not None:
                 acc += dev

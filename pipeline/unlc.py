@@ -53,7 +53,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class UnlcConfig:
-    # motion saliency (videoseg nlc.compute_saliency)
+    # motion saliency: "homography" (ours) removes the camera's motion with a homography
+    # fitted to the flow (IDT's camera model); "dominant" is videoseg's nlc.compute_saliency
+    saliency_mode: sal.SaliencyMode = "homography"
+    saliency_grid: int = 8  # homography fitted to the flow sampled every 8 px
+    saliency_ransac_threshold: float = 1.0  # px at flow_size (LMEDS ignores it)
+    saliency_power: float = 2.0  # deviation = residual ** 2 (px^2), as the static case
     flow_size: int = 100  # flowSz: frames shrunk to 100x100 for flow
     flow_radius: int = 3  # flowF: flow to the +-3 neighbouring frames
     flow_mag_threshold: float = 1.0  # flowMagTh: median flow < 1 px -> static camera
@@ -89,6 +94,8 @@ class UnlcConfig:
     sigma2: float = 0.1  # normalize_nn(sigma=sqrt(0.1)): weight exp(-d^2 / 0.1)
     # consensus voting (nlc.nlc / consensus_vote / remove_low_energy_blobs)
     iterations: int = 50  # iters=50 in run_full.py
+    restart: float = 0.0  # ours: votes <- (1 - r) W votes + r seeds (0 = the original)
+    saliency_norm: Literal["shot", "frame"] = "shot"  # seeds / their max over the shot or frame
     cleanup_every: int = 10  # 5 mini-batches of iters / 5
     blob_threshold: float = 0.7  # binTh
     blob_min_energy: float = 0.6  # relEnergy = binTh - 0.1
@@ -214,6 +221,10 @@ def segment_shot(
         dir_bins=cfg.flow_dir_bins,
         box=cfg.saliency_box,
         centred=cfg.flow_dir_centred,
+        mode=cfg.saliency_mode,
+        grid=cfg.saliency_grid,
+        ransac_threshold=cfg.saliency_ransac_threshold,
+        power=cfg.saliency_power,
     )
     t["t_flow"] = ms.flow_seconds
     t["t_saliency"] = time.perf_counter() - t0 - ms.flow_seconds
@@ -271,7 +282,9 @@ def segment_shot(
     t["t_saliency"] += t_up
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     init = np.concatenate(sal_sums).astype(np.float32)
-    if peak > 0:
+    if cfg.saliency_norm == "frame":
+        normalise_per_frame(init, offsets)
+    elif peak > 0:
         init /= peak  # normalise over the shot, not per frame
     adjacency = np.concatenate(adj)
     area = np.concatenate(areas)
@@ -288,6 +301,8 @@ def segment_shot(
     cleared = 0
     for it in range(1, cfg.iterations + 1):
         votes = np.asarray(w_mat @ votes, np.float32)
+        if cfg.restart > 0:
+            votes = (1.0 - cfg.restart) * votes + cfg.restart * init
         normalise_per_frame(votes, offsets)
         if it % cfg.cleanup_every == 0:
             cleared += clear_low_energy_blobs(
