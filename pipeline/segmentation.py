@@ -49,8 +49,9 @@ PRESETS: dict[str, dict[str, Mapping[str, Any]]] = {
             "saliency_norm": "shot",
             "saliency_border": 0.125,  # flowBdd
             "restart": 0.0,  # plain votes <- W votes
+            "flow_size": 100,  # flowSz
         },
-        "prune": {},
+        "prune": {"min_fg": 0.10},  # Pathak 2017: foreground under 10% of the frame dropped
     },
 }
 
