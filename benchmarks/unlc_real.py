@@ -56,7 +56,9 @@ def baselines(seqs: Mapping[str, Sequence]) -> dict[str, dict[str, float]]:
     for name, (frames, truth) in seqs.items():
         floor = flow_floor_masks(frames)
         centre = centre_mask(*truth.shape[1:])
-        out["flow_floor"][name] = float(np.mean([score(f, t).iou for f, t in zip(floor, truth)]))
+        out["flow_floor"][name] = float(
+            np.mean([score(f, t).iou for f, t in zip(floor, truth, strict=True)])
+        )
         out["centre"][name] = float(np.mean([score(centre, t).iou for t in truth]))
     return out
 
