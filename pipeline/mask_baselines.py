@@ -70,7 +70,7 @@ def flow_floor_mask(
     )  # fmt: skip
     if float(res.max()) - float(res.min()) < 1e-6:  # nothing departs: an empty mask
         return np.zeros(res.shape, bool)
-    return np.asarray(res > threshold_otsu(res))
+    return np.asarray(res > threshold_otsu(res))  # type: ignore[no-untyped-call]
 
 
 def flow_floor_masks(

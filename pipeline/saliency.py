@@ -192,7 +192,7 @@ def motion_saliency(
                     continue  # frame (all moving, noise): the pair says nothing (NONE)
                 mag = np.hypot(flow[..., 0], flow[..., 1])
                 kind = STATIC if float(np.median(mag)) < mag_threshold else COMPENSATED
-                dev = np.asarray(
+                dev: NDArray[np.float32] | None = np.asarray(
                     cv2.blur(res**power, (box, box), borderType=cv2.BORDER_REFLECT), np.float32
                 )
             else:
