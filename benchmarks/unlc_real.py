@@ -101,6 +101,10 @@ def evaluate(
     }
 
 
+# fields that act only in the dominant-direction saliency, not in ours (homography)
+_DOMINANT_ONLY = frozenset({"flow_dir_centred", "min_peak_flow", "min_peak_angle"})
+
+
 def variants() -> dict[str, tuple[UnlcConfig, PruneConfig]]:
     """Our defaults, the videoseg preset, and ours with each departure set back alone."""
     ours = (UnlcConfig(faiss_threads=1), PruneConfig())
@@ -108,7 +112,7 @@ def variants() -> dict[str, tuple[UnlcConfig, PruneConfig]]:
     for group, key in (("unlc", 0), ("prune", 1)):
         for field, value in PRESETS["videoseg"][group].items():
             cfgs = list(ours)
-            if getattr(cfgs[key], field) == value:
+            if getattr(cfgs[key], field) == value or field in _DOMINANT_ONLY:
                 continue
             cfgs[key] = dataclasses.replace(cfgs[key], **{field: value})
             out[f"ours, {field} = {value!r}"] = (cfgs[0], cfgs[1])
