@@ -29,8 +29,9 @@ def test_unlc_on_real_dev_sequences(tmp_path: Path, luigi_config: Callable[..., 
     ours = m["one_shot"]["overall"]
     floor, centre = m["flow_floor"]["overall"]["iou"], m["centre"]["overall"]["iou"]
     assert len(m["one_shot"]["sequences"]) == 10
-    # measured: ours IOU_OURS, floor IOU_FLOOR, centre IOU_CENTRE
-    assert ours["soft"]["iou"] >= 0.35 and ours["soft"]["iou"] > floor + 0.1 > centre
-    assert ours["above_floor"] >= 7
+    # measured (benchmarks.unlc_real, same code): ours 0.459, floor 0.232, centre 0.168;
+    # 9 of 10 sequences above the floor; 69% of frames kept
+    assert ours["soft"]["iou"] >= 0.40 and ours["soft"]["iou"] > floor + 0.1 > centre
+    assert ours["above_floor"] >= 8
     assert ours["kept"]["share"] >= 0.25
     assert all(not s["rejections"] for s in m["one_shot"]["sequences"])  # libby included
