@@ -4,7 +4,11 @@ The authors' videoseg code (`src/nlc.py`, `src/run_full.py`) runs Faktor & Irani
 non-local consensus voting seeded by motion saliency instead of appearance saliency.
 Steps and defaults (all in :class:`UnlcConfig`):
 
-1. motion saliency on 100 x 100 frames against the +-3 neighbours (`pipeline.saliency`);
+1. motion saliency against the +-3 neighbours (`pipeline.saliency`): ours (issue 11) the
+   flow left after removing the camera's homography, at 200 x 200, seeds normalised per
+   frame; videoseg's (``saliency_mode="dominant"``, the ``videoseg`` preset of
+   `pipeline.segmentation.PRESETS`) the deviation from a static camera or a dominant
+   direction at 100 x 100, normalised per shot;
    a shot where no frame (issue 4; or, with `min_dominant_share` = 0.5, the original's
    `numDomFTh`, fewer than half its frames) has a dominant motion is **rejected** (the original fell
    back to appearance saliency there, which gave empty masks), and so is a shot
@@ -16,7 +20,8 @@ Steps and defaults (all in :class:`UnlcConfig`):
    among the superpixels of frames within +-15, weights exp(-d^2 / 0.1), self weight 1,
    rows normalised (scipy CSR; a dense matrix would be ~15 GB per shot);
 4. votes start at each superpixel's mean saliency (saliency upsampled, a 12.5% border
-   zeroed, divided by its maximum over the shot); 50 iterations of `votes <- W votes`, each
+   zeroed, divided by its maximum); 50 iterations of `votes <- (1 - r) W votes + r seeds`
+   (r = `restart`, 0.3; videoseg 0), each
    followed by division by the frame's maximum; after every 10 iterations, blobs above 0.7
    whose mean is under 0.6 go to 0.175 (binTh / 4). Note: as in the original, a blob of
    pixels above 0.7 cannot have a mean under 0.6, so with these defaults that clean-up never
