@@ -15,11 +15,12 @@ in memory (e.g. a DAVIS sequence).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -32,6 +33,42 @@ log = logging.getLogger(__name__)
 
 Status = Literal["segmented", "rejected", "skipped"]
 MAX_SIDE = 650  # run_full.py maxSide: frames with longer side <= 650
+
+# Named presets: field values that replace our defaults ("ours" is the defaults). videoseg is
+# the authors' algorithm (src/nlc.py, run_full.py); docs/segmentation.md gives dev-set
+# figures of each departure beside it. slic_scale stays ours (speed, same masks: bench).
+PRESETS: dict[str, dict[str, Mapping[str, Any]]] = {
+    "ours": {"unlc": {}, "prune": {}},
+    "videoseg": {
+        "unlc": {
+            "saliency_mode": "dominant",  # 20-bin dominant direction, not a homography
+            "flow_dir_centred": False,  # np.histogram(range=(-pi, pi)) bin edges
+            "min_dominant_share": 0.5,  # numDomFTh
+            "min_peak_flow": 0.0,  # no peak-saliency rejection in the original
+            "min_peak_angle": 0.0,
+            "saliency_norm": "shot",
+            "saliency_border": 0.125,  # flowBdd
+            "restart": 0.0,  # plain votes <- W votes
+            "flow_size": 100,  # flowSz
+        },
+        "prune": {"min_fg": 0.10},  # Pathak 2017: foreground under 10% of the frame dropped
+    },
+}
+
+
+def apply_preset(
+    name: str, unlc_cfg: unlc.UnlcConfig, prune_cfg: pruning.PruneConfig
+) -> tuple[unlc.UnlcConfig, pruning.PruneConfig]:
+    """The configs with preset `name`'s values in place of our defaults; a field that was
+    set to anything but its default (an explicit override) keeps its value."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown uNLC preset {name!r}; valid: {sorted(PRESETS)}")
+    out: list[Any] = []
+    for cfg, values in ((unlc_cfg, PRESETS[name]["unlc"]), (prune_cfg, PRESETS[name]["prune"])):
+        base = type(cfg)()
+        keep = {k: v for k, v in values.items() if getattr(cfg, k) == getattr(base, k)}
+        out.append(dataclasses.replace(cfg, **keep))
+    return out[0], out[1]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ through ``pipeline.segmentation`` (memory bounded by one shot of <= 110 frames) 
   2017, kept frames first.
 
 Every uNLC, shot and pruning default comes from its dataclass (`stage_params`); override
-them in ``luigi.cfg`` under ``[SegmentMotion]``.
+them in ``luigi.cfg`` under ``[SegmentMotion]``. ``--preset videoseg`` runs the authors'
+algorithm instead of ours (``pipeline.segmentation.PRESETS``; explicit overrides still win).
 """
 
 from __future__ import annotations
@@ -28,7 +29,14 @@ from numpy.typing import NDArray
 
 from pipeline import imaging
 from pipeline.pruning import PruneConfig, soft_to_png8
-from pipeline.segmentation import MAX_SIDE, ShotOutcome, mask_overlay, segment_video
+from pipeline.segmentation import (
+    MAX_SIDE,
+    PRESETS,
+    ShotOutcome,
+    apply_preset,
+    mask_overlay,
+    segment_video,
+)
 from pipeline.shots import ShotConfig
 from pipeline.unlc import UnlcConfig
 from tasks.common import ShardTask, StageOutput, config_from_params, read_stage_table, stage_params
@@ -144,6 +152,9 @@ class SegmentMotion(ShardTask):
     overlay_rows = luigi.IntParameter(
         default=8, significant=False, description="rows of the overlay sheet"
     )
+    preset = luigi.ChoiceParameter(
+        default="ours", choices=sorted(PRESETS), description="uNLC preset (videoseg: authors')"
+    )
     # a shard of static clips yields no mask; one without a usable video has no shot row
     may_be_empty = ("masks", "mask_shots")
 
@@ -154,8 +165,9 @@ class SegmentMotion(ShardTask):
 
     def produce(self, out: StageOutput) -> None:
         shot_cfg = config_from_params(self, ShotConfig)
-        unlc_cfg = config_from_params(self, UnlcConfig)
-        prune_cfg = config_from_params(self, PruneConfig)
+        unlc_cfg, prune_cfg = apply_preset(
+            self.preset, config_from_params(self, UnlcConfig), config_from_params(self, PruneConfig)
+        )
         unlc_cfg.validate()
         prune_cfg.validate()
         from tasks.fetch import recorded_backend, usable_videos, video_path  # fetch's reader
