@@ -60,7 +60,8 @@ def test_occluded_object_is_dropped() -> None:
     r_clean = track(frames, gt[0, 0], CFG)
     r = track(occluded, gt[0, 0], CFG)
     assert r_clean.kept
-    assert not r.kept and r.reason in ("low_confidence", "fb_fail", "kcf_lost")
+    # With detect_thresh 0 KCF keeps moving through the occluder, and may run off the frame.
+    assert not r.kept and r.reason in ("low_confidence", "fb_fail", "kcf_lost", "left_frame")
     assert r.confidence < r_clean.confidence
 
 
