@@ -46,10 +46,17 @@ def test_evaluate_tracking(
     assert good_m["success"] >= 2 / 3 and good_m["precision_20px"] > 0.8
     assert wrong_m["precision_20px"] < 0.5
     assert m["overall"]["windows"] == 6 and set(m["sequences"]) == {"Good", "Wrong"}
+    # The floor, plain KCF at native resolution, on the same windows, under its own name.
+    base = m["kcf_native_dt0"]["sequences"]
+    assert base["Good"]["windows"] == 3 and base["Good"]["kept"] == 1.0
+    assert base["Good"]["precision"] == base["Good"]["success"] >= 2 / 3
+    assert base["Wrong"]["precision_20px"] < 0.5 and m["kcf_native_dt0"]["overall"]["windows"] == 6
+    assert sum(good_m["reasons"].values()) == 3 and sum(m["overall"]["reasons"].values()) == 6
     pred = read_boxes(out / "Good.txt")
     assert pred.shape == (36, 4) and np.allclose(pred[0], gt_good[0, 0], atol=0.01)
     table = (out / "metrics.md").read_text()
-    assert "| Good |" in table and "**overall**" in table
+    assert "| Good | stage |" in table and "| Good | kcf_native_dt0 |" in table
+    assert "**overall**" in table
 
 
 def test_read_boxes_tolerates_separators_and_bad_lines(tmp_path: Path) -> None:
