@@ -65,3 +65,29 @@ def test_read_boxes_tolerates_separators_and_bad_lines(tmp_path: Path) -> None:
     b = read_boxes(p)
     assert b.shape == (5, 4) and b[0].tolist() == [1, 2, 3, 4] and b[4].tolist() == [9, 10, 11, 12]
     assert np.isnan(b[2]).all() and np.isnan(b[3, 0])
+
+
+DEV = Path(__file__).resolve().parents[3] / "shared" / "devdata"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (DEV / "tracking" / "vot-zebrafish1.mp4").is_file(), reason="needs ../shared/devdata"
+)
+def test_dev_zebrafish_windows_do_not_crash(
+    tmp_path: Path, luigi_config: Callable[..., Path]
+) -> None:
+    """vot-zebrafish1 frames 250-300: KCF's box collapses at the frame edge in the window
+    from frame 260, which raised "box (0.0, 0.0, 0.0, 0.0) has no area"."""
+    from pipeline.video_io import VideoReader
+
+    luigi_config()
+    root = tmp_path / "otb"
+    gt = read_boxes(DEV / "tracking" / "vot-zebrafish1" / "groundtruth.txt")[250:301]
+    with VideoReader(str(DEV / "tracking" / "vot-zebrafish1.mp4")) as r:
+        frames = r.get_batch(list(range(250, 301)))
+    _write_seq(root, "zebrafish", frames, gt, ",")
+    out = tmp_path / "eval"
+    assert build([EvaluateTracking(data_root=str(root), out_dir=str(out))]).scheduling_succeeded
+    m = json.loads((out / "metrics.json").read_text())["sequences"]["zebrafish"]
+    assert m["windows"] == 3 and sum(m["reasons"].values()) == 3
