@@ -28,9 +28,10 @@ Cost: OpenCV's KCF works on a window twice the box, halves the image when that w
 exceeds 80x80 px, and does not pad its FFTs (a 227 box means 227-point DFTs, a prime); in
 this OpenCV build its DFTs also go through Intel IPP, which costs ~1 ms per 64x64 DFT, so
 KCF runs with IPP off (:func:`no_ipp`: ~20x faster per update). Frames are scaled so the box
-is ``track_box`` px and boxes are mapped back. 96 px (a 192 window, halved to 96 = 2^5 * 3)
-was measured on sub-pixel synthetic motion: 10/10 tracks ending on the object, against
-8/10 for 32-80 px, at ~2 ms per update (see benchmarks/bench_mining.py).
+is ``track_box`` px and boxes are mapped back. 64 px (a 128 window, halved to 64 = 2^6):
+on the real dev windows (docs/mining.md) 0.863 success and 0.929 kept precision against
+0.838 and 0.911 at 96 px, at ~75% of the time; on sub-pixel synthetic motion 96 px did
+better (10/10 tracks on the object against 8/10 for 32-80 px).
 
 ``kcf_lost`` is the one reason taken from KCF's flag, and only when the box has been frozen
 (every update flagged failed) for the last ``max_frozen`` frames: then A' is not where the
@@ -58,7 +59,7 @@ Box = tuple[float, float, float, float]
 @dataclass(frozen=True)
 class TrackingConfig:
     track_length: int = 30  # Wang & Gupta 2015: A' is 30 frames after A
-    track_box: int = 96  # KCF box (px) while tracking: window 192, halved by OpenCV to 96
+    track_box: int = 64  # KCF box (px) while tracking: window 128, halved by OpenCV to 64
     # ... but a box smaller than track_box is enlarged at most this much (upsampling adds no
     # detail, and a 16 px box in a 1920x1080 frame would mean 11520x6480 frames)
     max_upscale: float = 2.0
