@@ -235,7 +235,7 @@ def _where(path: Path, mcfg: MotionConfig, tcfg: TrackingConfig) -> list[tuple[s
 
 
 # The mining defaults before issue 11 (what the real-footage row compares against).
-BEFORE_ISSUE_11_TRACKING = {"detect_thresh": 0.5, "max_upscale": 1e9}
+BEFORE_ISSUE_11_TRACKING = {"detect_thresh": 0.5, "max_upscale": 1e9, "track_box": 96}
 BEFORE_ISSUE_11_MOTION: dict[str, Any] = {
     "min_moving_fraction": 0.25,
     "prefilter_max_fraction": 0.7,
