@@ -57,7 +57,7 @@ Truth = NDArray[np.bool_] | NDArray[np.float64] | None  # mask (H, W), box (4,),
 
 
 @dataclasses.dataclass(frozen=True)
-class Sequence_:
+class LabelledSequence:
     """One sequence: its frames and the truth of frame k (mask path or box)."""
 
     frames: list[Path]
@@ -75,7 +75,7 @@ class Sequence_:
         return np.asarray(arr.any(axis=2) if arr.ndim == 3 else arr > 0)
 
 
-def find_sequences(root: Path) -> dict[str, Sequence_]:
+def find_sequences(root: Path) -> dict[str, LabelledSequence]:
     """DAVIS layout when ``root/JPEGImages`` exists, else OTB layout."""
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such directory (DAVIS or OTB layout expected)")
@@ -84,9 +84,11 @@ def find_sequences(root: Path) -> dict[str, Sequence_]:
         for name, (frames, anns) in segment_eval.find_sequences(root).items():
             idx = {f.stem: k for k, f in enumerate(frames)}
             masks = {idx[stem]: p for stem, p in anns.items() if stem in idx}
-            out[name] = Sequence_(frames, masks, None)
+            out[name] = LabelledSequence(frames, masks, None)
         return out
-    return {n: Sequence_(f, None, b) for n, (f, b) in tracking_eval.find_sequences(root).items()}
+    return {
+        n: LabelledSequence(f, None, b) for n, (f, b) in tracking_eval.find_sequences(root).items()
+    }
 
 
 def on_object(box: Sequence[float], truth: Truth) -> bool:
@@ -109,7 +111,7 @@ def on_object(box: Sequence[float], truth: Truth) -> bool:
 
 
 def score(
-    seeds: list[dict[str, Any]], tracks: list[dict[str, Any]], seq: Sequence_, scale: float
+    seeds: list[dict[str, Any]], tracks: list[dict[str, Any]], seq: LabelledSequence, scale: float
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Counts of one sequence (pooled later) and one row per seed. ``scale`` maps the mined
     video's pixels to the truth's."""
@@ -172,7 +174,7 @@ def centre_seeds(seeds: list[dict[str, Any]], width: int, height: int) -> list[d
     ]  # fmt: skip
 
 
-def _video(seq: Sequence_, name: str, video_dir: str, out: Path, height: int) -> Path:
+def _video(seq: LabelledSequence, name: str, video_dir: str, out: Path, height: int) -> Path:
     """The sequence's video: ``<video_dir>/<name>.mp4`` if there, else its frames encoded
     (H.264, CRF 18) at ``height`` (even sizes) into ``<out>/videos/<name>.mp4``."""
     given = Path(video_dir) / f"{name}.mp4" if video_dir else None
@@ -201,7 +203,7 @@ def _draw(img: NDArray[np.uint8], box: Sequence[float], colour: tuple[int, int, 
 
 
 def _panels(
-    path: Path, seq: Sequence_, seeds: list[dict[str, Any]], tracks: list[dict[str, Any]],
+    path: Path, seq: LabelledSequence, seeds: list[dict[str, Any]], tracks: list[dict[str, Any]],
     rows: list[dict[str, Any]], scale: float, name: str,
 ) -> list[tuple[list[NDArray[np.uint8]], str]]:  # fmt: skip
     """Montage rows: the seed frame (seed box, truth) and the A' frame (track box)."""
@@ -231,7 +233,7 @@ def _panels(
 
 
 def evaluate_sequence(
-    name: str, seq: Sequence_, path: Path, mcfg: MotionConfig, tcfg: TrackingConfig
+    name: str, seq: LabelledSequence, path: Path, mcfg: MotionConfig, tcfg: TrackingConfig
 ) -> tuple[dict[str, dict[str, Any]], list[tuple[list[NDArray[np.uint8]], str]]]:
     """Mine one sequence's video as DetectMotion + TrackObjects do; score it and the floor."""
     seeds, _ = detect_video(name, str(path), mcfg)
