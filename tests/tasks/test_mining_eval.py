@@ -146,5 +146,5 @@ def test_dev_davis_mining_beats_the_centre_box(
     assert build([task]).scheduling_succeeded
     m = json.loads((out / "metrics.json").read_text())
     ours, floor = m["overall"], m["centre_box"]["overall"]
-    assert ours["seeds"] >= 2 and ours["seeds_on_share"] >= floor["seeds_on_share"]
-    assert ours["seeds_on_share"] >= 0.9 and ours["precision"] >= 0.9
+    assert ours["seeds"] >= 2 and ours["seeds_on_share"] >= floor["seeds_on_share"] + 0.3
+    assert ours["seeds_on_share"] >= 0.6 and ours["kept_correct"] >= 1
