@@ -51,7 +51,10 @@ PRESETS: dict[str, dict[str, Mapping[str, Any]]] = {
             "restart": 0.0,  # plain votes <- W votes
             "flow_size": 100,  # flowSz
         },
-        "prune": {"min_fg": 0.10},  # Pathak 2017: foreground under 10% of the frame dropped
+        "prune": {
+            "min_fg": 0.10,  # Pathak 2017: foreground under 10% of the frame dropped
+            "confident_positive": 0.7,  # every score > posTh is a trimap positive
+        },
     },
 }
 
@@ -131,9 +134,9 @@ def segment_shots(
         out = []
         for i, idx in enumerate(shot.indices):
             soft = res.soft_mask(i)
-            out.append(
-                FrameMask(int(idx), frames[i], soft, pruning.judge_frame(soft, prune_cfg, band))
-            )
+            verdict = pruning.judge_frame(soft, prune_cfg, band)  # on uNLC's own scores
+            soft = pruning.confident_positives(soft, prune_cfg)
+            out.append(FrameMask(int(idx), frames[i], soft, verdict))
         yield ShotOutcome(shot, "segmented", frames=out, stats=res.stats)
 
 

@@ -74,7 +74,11 @@ def test_segment_motion_build(video_list: Path, luigi_config: Callable[..., Path
     frame, soft = decode_jpeg(r["frame_jpeg"]), decode_png(r["mask_png"])
     assert frame.shape == (r["height"], r["width"], 3) == (120, 160, 3)
     assert soft.shape == (120, 160) and soft.dtype == np.uint8
-    assert abs(float((soft > 0.7 * 255).mean()) - r["fg_share"]) < 1e-6
+    # fg_share is uNLC's own foreground (> 0.7) the frame was judged on; the stored mask keeps
+    # only the confident part of it (> confident_positive 0.9) as trimap positive
+    stored_fg = float((soft > 0.7 * 255).mean())
+    assert 0 < stored_fg <= r["fg_share"] + 1e-6
+    assert stored_fg == float((soft > 0.9 * 255).mean())
     assert (Path(target.path) / "overlay.png").is_file()
     meta = json.loads((Path(target.path) / "_meta.json").read_text())
     assert meta["counts"]["frames_segmented"] == 30 and meta["counts"]["videos_failed"] == 1
