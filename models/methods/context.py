@@ -89,20 +89,34 @@ def context_pair(
     return a, b, label
 
 
-class ContextDataset(Dataset[dict[str, Any]]):
-    """Item ``(row, sample_seed)`` -> a, b (S, S, 3) uint8, label (0..7), row, skipped."""
+class FrameDataset(Dataset[dict[str, Any]]):
+    """Base of the single-frame methods' datasets (context, counting, Jigsaw++): one item per
+    row of an array of encoded frames; ``frame(row)`` decodes it, or the next decodable row
+    (the rows skipped are reported with the item)."""
 
-    def __init__(self, frames: pa.Array, cfg: ContextConfig = ContextConfig()) -> None:
-        self.frames, self.cfg = frames, cfg
+    def __init__(self, frames: pa.Array) -> None:
+        self.frames = frames
 
     def __len__(self) -> int:
         return len(self.frames)
 
-    def __getitem__(self, item: Item) -> dict[str, Any]:
-        row, seed = item
-        r, frame, skipped = first_decodable(
+    def frame(self, row: int) -> tuple[int, npt.NDArray[np.uint8], list[int]]:
+        """(row used, (H, W, 3) uint8 RGB frame, rows skipped as undecodable)."""
+        return first_decodable(
             row, len(self), lambda i: decode_rgb(self.frames[i].as_py()), "frame"
         )
+
+
+class ContextDataset(FrameDataset):
+    """Item ``(row, sample_seed)`` -> a, b (S, S, 3) uint8, label (0..7), row, skipped."""
+
+    def __init__(self, frames: pa.Array, cfg: ContextConfig = ContextConfig()) -> None:
+        super().__init__(frames)
+        self.cfg = cfg
+
+    def __getitem__(self, item: Item) -> dict[str, Any]:
+        row, seed = item
+        r, frame, skipped = self.frame(row)
         a, b, label = context_pair(frame, self.cfg, np.random.default_rng(seed))
         return {"a": a, "b": b, "label": label, "row": r, "skipped": skipped}
 

@@ -24,11 +24,9 @@ import numpy as np
 import numpy.typing as npt
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
-from models.images import decode_rgb, first_decodable
 from models.methods.base import Method, MethodData, flat_dim, init_hidden_he, init_linears
-from models.methods.context import ContextColumns, load_frames
+from models.methods.context import ContextColumns, FrameDataset, load_frames
 from models.methods.jigsaw import FRAMES, random_square
 from models.sampling import Item
 from models.steps import StepContext
@@ -83,21 +81,17 @@ def assemble(tiles: U8) -> U8:
     )
 
 
-class CountingDataset(Dataset[dict[str, Any]]):
+class CountingDataset(FrameDataset):
     """Item ``(row, sample_seed)`` -> down (t, t, 3), tiles (4, t, t, 3) uint8 colour, gray
     (bool: the step grays all six inputs), interp (index into cfg.interpolations), row."""
 
     def __init__(self, frames: pa.Array, cfg: CountingConfig) -> None:
-        self.frames, self.cfg = frames, cfg
-
-    def __len__(self) -> int:
-        return len(self.frames)
+        super().__init__(frames)
+        self.cfg = cfg
 
     def __getitem__(self, item: Item) -> dict[str, Any]:
         row, seed = item
-        r, frame, skipped = first_decodable(
-            row, len(self), lambda i: decode_rgb(self.frames[i].as_py()), "frame"
-        )
+        r, frame, skipped = self.frame(row)
         rng = np.random.default_rng(seed)
         crop = random_square(frame, 2 * self.cfg.tile, rng)
         k = int(rng.integers(0, len(self.cfg.interpolations)))

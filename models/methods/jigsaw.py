@@ -29,11 +29,9 @@ import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
 
-from models.images import decode_rgb, first_decodable
 from models.methods.base import Method, MethodData, flat_dim, init_hidden_he, init_linears
-from models.methods.context import ContextColumns, load_frames
+from models.methods.context import ContextColumns, FrameDataset, load_frames
 from models.methods.permutations import N_TILES, permutation_set
 from models.sampling import Item
 from models.steps import StepContext
@@ -137,22 +135,18 @@ def replace_tiles(
     return n_replace.astype(np.int64)
 
 
-class JigsawDataset(Dataset[dict[str, Any]]):
+class JigsawDataset(FrameDataset):
     """Item ``(row, sample_seed)`` -> tiles (9, t, t, 3) uint8, label, gray, n_replace (the
     number of tiles the collate will replace, drawn here from the item's seed), row, skipped."""
 
     def __init__(self, frames: pa.Array, cfg: JigsawConfig, n_permutations: int) -> None:
-        self.frames, self.cfg = frames, cfg
+        super().__init__(frames)
+        self.cfg = cfg
         self.perms = permutation_set(n_permutations, cfg.min_distance, cfg.permutation_seed)
-
-    def __len__(self) -> int:
-        return len(self.frames)
 
     def __getitem__(self, item: Item) -> dict[str, Any]:
         row, seed = item
-        r, frame, skipped = first_decodable(
-            row, len(self), lambda i: decode_rgb(self.frames[i].as_py()), "frame"
-        )
+        r, frame, skipped = self.frame(row)
         rng = np.random.default_rng(seed)
         tiles, label, gray = make_puzzle(frame, self.perms, self.cfg, rng)
         n_replace = int(rng.integers(0, self.cfg.max_replaced + 1))
