@@ -2,8 +2,8 @@
 
 - Every ``luigi`` command printed in README.md and docs/*.md parses with Luigi's own
   command-line parser (every parameter known, every value valid; fast), and shows its
-  ``--help`` through the real console script in a subprocess (``slow``: ~2 s of CPU each,
-  most of it importing torch); every task can be the root of a command line (no parameter
+  ``--help`` through the real console script in a subprocess (~2 s of CPU each, most of it
+  importing torch); every task can be the root of a command line (no parameter
   collides with Luigi's own flags).
 - A tiny real run through the console script: BuildGraph over three tiny synthetic clips,
   one shard of which yields no seed; MineAll on top; PublishDataset; TrainTransitive from
@@ -60,7 +60,8 @@ def test_documented_command_parses(where: str) -> None:
     assert task.task_family == argv[argv.index("tasks") + 1]
 
 
-@pytest.mark.slow  # ~2 s of CPU per command (importing torch); the parse test above is fast
+# ~2 s of CPU per command (importing torch): about a minute of CPU for the whole set, kept
+# in `make test` because the issue asks for the real console script, not only the parser
 def test_documented_commands_show_help_through_the_console_script() -> None:
     def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
