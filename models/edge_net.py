@@ -52,13 +52,15 @@ class EdgeNet(nn.Module):
         trunk = build_trunk(cfg.trunk, **cfg.trunk_options)
         assert isinstance(trunk, ResNet18)
         self.trunk = trunk
-        self.side = nn.ModuleList(nn.Conv2d(c, 1, kernel_size=1) for c in (64, 64, 128, 256))
+        sides = [nn.Conv2d(c, 1, kernel_size=1) for c in (64, 64, 128, 256)]
+        g = torch.Generator().manual_seed(trunk.config.init_seed + 1)
+        for conv in sides:
+            nn.init.normal_(conv.weight, 0.0, 0.01, generator=g)
+            nn.init.zeros_(conv.bias)  # type: ignore[arg-type]
+        self.side = nn.ModuleList(sides)
         self.fuse = nn.Conv2d(4, 1, kernel_size=1)
-        for m in self.side:
-            nn.init.normal_(m.weight, 0.0, 0.01)
-            nn.init.zeros_(m.bias)
         nn.init.constant_(self.fuse.weight, 0.25)  # HED: fusion starts as the mean
-        nn.init.zeros_(self.fuse.bias)
+        nn.init.zeros_(self.fuse.bias)  # type: ignore[arg-type]
 
     def side_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         t = self.trunk
