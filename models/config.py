@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-TASKS = ("ranking", "mask", "context")
+TASKS = ("ranking", "mask", "context", "edges", "grouping")
 # Keys that do not change what is learned: a run may be resumed with other values.
 RUNTIME_KEYS = frozenset(
     {
@@ -35,12 +35,16 @@ RUNTIME_KEYS = frozenset(
 
 @dataclass
 class TrainConfig:
-    task: str = "ranking"  # ranking (Triplet-Siamese) | mask (Pathak 2017) | context (Doersch)
+    # ranking (Triplet-Siamese) | mask (Pathak 2017) | context (Doersch) | edges (Li et al.
+    # 2016 edge network) | grouping (Zhang & Maire 2020 pixel embeddings)
+    task: str = "ranking"
     data: list[str] = field(default_factory=list)  # manifest dirs / Parquet files / name@version
     registry: str = ""  # where name@version lives; "" = $VIDEOMINE_REGISTRY or luigi.cfg
     out_dir: str = "train_output"  # checkpoints, metrics.jsonl, TensorBoard events
     # network
-    trunk: str = ""  # "" = the task's paper default: vgg16 (ranking, context), alexnet (mask)
+    # "" = the task's paper default: vgg16 (ranking, context), alexnet (mask), resnet18 (edges,
+    # grouping)
+    trunk: str = ""
     trunk_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"batch_norm": true}
     network: dict[str, Any] = field(default_factory=dict)  # head options (hidden, embed_dim..)
     # data
@@ -57,6 +61,7 @@ class TrainConfig:
     weight_decay: float = 5e-4  # both papers
     steps: int = 1000  # optimiser steps to run (extendable on resume)
     margin: float = 0.5  # ranking hinge margin (both papers)
+    temperature: float = 1.0  # grouping: contrastive-loss temperature (Zhang & Maire 2020: 1)
     negatives: int = 4  # K negatives per pair (2015: top K = 4 when hard)
     hard_after: int = 0  # step from which negatives are hard; before: random (phase 1)
     video_fallback: bool = False  # pairs with no other-parent candidate use other videos'
@@ -84,7 +89,8 @@ class TrainConfig:
         if self.batch_size < 2 or self.steps < 0 or self.negatives < 1:
             raise ValueError("batch_size >= 2, steps >= 0 and negatives >= 1 are required")
         if not self.trunk:
-            self.trunk = "alexnet" if self.task == "mask" else "vgg16"
+            defaults = {"mask": "alexnet", "edges": "resnet18", "grouping": "resnet18"}
+            self.trunk = defaults.get(self.task, "vgg16")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -3,8 +3,9 @@
 ``EdgeNet``: an HED-style fully convolutional net (Xie & Tu 2015) on the stem and first three
 stages of the ResNet-18 trunk of ``models.trunks`` (strides 4, 4, 8, 16): each stage gives a
 1-channel side output, upsampled to the input size; a 1x1 conv fuses them. ``forward(x)``:
-(N, 3, H, W) -> (N, H, W) logits of the fused output; ``side_outputs(x)`` also returns the
-side logits, which the loss supervises too (deep supervision, as HED).
+(N, 3, H, W) -> (N, 5, H, W) logits: channel 0 the fused output (the edge map), 1..4 the side
+outputs, which the loss supervises too (deep supervision, as HED). One tensor, so a
+DDP-wrapped call sees every output.
 
 Li et al. 2016 train from scratch on motion edges, apply the net to every frame and re-train
 on its own (sharper, denser) edges, 4 rounds; ``TrainEdges`` runs those rounds through
@@ -42,7 +43,7 @@ class EdgeNetConfig:
 
 
 class EdgeNet(nn.Module):
-    """(N, 3, H, W) -> (N, H, W) edge logits (fused); ``side_outputs`` adds the side ones."""
+    """(N, 3, H, W) -> (N, 5, H, W) logits: fused (channel 0), then the 4 side outputs."""
 
     def __init__(self, cfg: EdgeNetConfig = EdgeNetConfig()) -> None:
         super().__init__()
@@ -62,7 +63,7 @@ class EdgeNet(nn.Module):
         nn.init.constant_(self.fuse.weight, 0.25)  # HED: fusion starts as the mean
         nn.init.zeros_(self.fuse.bias)  # type: ignore[arg-type]
 
-    def side_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = self.trunk
         size = (x.shape[2], x.shape[3])
         c0 = t.relu(t.bn1(t.conv1(x)))  # stride 2
@@ -73,11 +74,8 @@ class EdgeNet(nn.Module):
             F.interpolate(conv(f), size=size, mode="bilinear", align_corners=False)
             for conv, f in zip(self.side, (c0, c1, c2, c3), strict=True)
         ]
-        fused = self.fuse(torch.cat(sides, dim=1))
-        return fused[:, 0], [s[:, 0] for s in sides]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.side_outputs(x)[0]
+        side = torch.cat(sides, dim=1)
+        return torch.cat([self.fuse(side), side], dim=1)
 
 
 def balanced_edge_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -99,6 +97,14 @@ def balanced_edge_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
     per_pixel = F.binary_cross_entropy_with_logits(logits.float(), pos, reduction="none")
     per_image = (per_pixel * weight).sum(dim=(1, 2)) / total[:, 0, 0]
     return per_image.mean()
+
+
+def edge_net_loss(outputs: torch.Tensor, target: torch.Tensor, side_weight: float) -> torch.Tensor:
+    """HED's deep supervision: balanced loss of the fused map + ``side_weight`` x each side's."""
+    loss = balanced_edge_loss(outputs[:, 0], target)
+    for k in range(1, outputs.shape[1]):
+        loss = loss + side_weight * balanced_edge_loss(outputs[:, k], target)
+    return loss
 
 
 def edge_stats(logits: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
@@ -160,6 +166,6 @@ def predict_edges(
         chunk = frames[i : i + batch_size]
         if ph or pw:
             chunk = np.pad(chunk, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
-        logits = net(preprocess(chunk).to(device)).float()
+        logits = net(preprocess(chunk).to(device))[:, 0].float()
         out[i : i + batch_size] = torch.sigmoid(logits[:, :h, :w]).cpu().numpy()
     return out

@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from models.edge_net import EdgeNet, EdgeNetConfig
+from models.grouping import GroupingNet, GroupingNetConfig
 from models.trunks import Trunk, build_trunk, config_from_options
 
 
@@ -53,7 +55,9 @@ class ContextNetConfig:
     n_classes: int = 8  # 8 relative positions of the second patch around the first
 
 
-NetworkConfig = RankingNetConfig | MaskNetConfig | ContextNetConfig
+NetworkConfig = (
+    RankingNetConfig | MaskNetConfig | ContextNetConfig | EdgeNetConfig | GroupingNetConfig
+)
 
 
 def _flat_dim(trunk: Trunk, input_size: int) -> int:
@@ -165,6 +169,8 @@ _NETWORKS: dict[str, tuple[type[nn.Module], type[Any]]] = {
     "ranking": (RankingNet, RankingNetConfig),
     "mask": (MaskNet, MaskNetConfig),
     "context": (ContextNet, ContextNetConfig),
+    "edges": (EdgeNet, EdgeNetConfig),  # models.edge_net (Li et al. 2016)
+    "grouping": (GroupingNet, GroupingNetConfig),  # models.grouping (Zhang & Maire 2020)
 }
 NETWORK_KINDS = tuple(_NETWORKS)
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from models import dist
+from models.grouping_steps import edges_step, grouping_step
 from models.losses import (
     RankingLossConfig,
     context_loss,
@@ -38,6 +39,8 @@ class StepContext:
     hard_after: int
     gather_negatives: bool
     seed: int
+    temperature: float = 1.0  # grouping loss
+    cross_negatives: int = 5  # grouping: negatives per anchor from other images
 
     def autocast(self) -> torch.autocast:
         return torch.autocast(
@@ -121,7 +124,13 @@ def context_step(
 StepFn = Callable[
     [nn.Module, dict[str, Any], int, StepContext], tuple[torch.Tensor, dict[str, float]]
 ]
-STEPS: dict[str, StepFn] = {"ranking": ranking_step, "mask": mask_step, "context": context_step}
+STEPS: dict[str, StepFn] = {
+    "ranking": ranking_step,
+    "mask": mask_step,
+    "context": context_step,
+    "edges": edges_step,
+    "grouping": grouping_step,
+}
 
 
 @torch.no_grad()
@@ -132,7 +141,7 @@ def evaluate(
     for ranking also the share of anchors whose positive beats every valid negative."""
     local = StepContext(
         dist.DistContext(0, 1, 0, sc.device, None), sc.device, sc.channels_last,
-        sc.autocast_dtype, sc.ranking, 0, False, sc.seed,
+        sc.autocast_dtype, sc.ranking, 0, False, sc.seed, sc.temperature, sc.cross_negatives,
     )  # fmt: skip
     was = model.training
     model.eval()

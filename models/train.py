@@ -37,6 +37,7 @@ from models import dist, steps
 from models.config import TrainConfig, add_config_flags, build_config
 from models.heads import build_network, network_config
 from models.losses import RankingLossConfig
+from models.manifests import read_table
 from models.sampling import GlobalBatchSampler, weighted_order
 from models.trunks import trunk_spec
 
@@ -91,6 +92,9 @@ def build_data(cfg: TrainConfig) -> Data:
             load_masks(cfg.data, MaskColumns(**cfg.columns), cfg.registry or None), crop
         )
         weights, collate, per = np.ones(len(ds)), collate_masks, 1
+    elif cfg.task in ("edges", "grouping"):
+        ds, collate = _grouping_data(cfg)
+        weights, per = np.ones(len(ds)), 1
     else:
         from models.data_context import (
             ContextColumns,
@@ -117,6 +121,18 @@ def build_data(cfg: TrainConfig) -> Data:
             collate(items[i : i + cfg.batch_size]) for i in range(0, n_val, cfg.batch_size)
         ]
     return Data(ds, collate, weights, val_batches, per)
+
+
+def _grouping_data(cfg: TrainConfig) -> tuple[Any, Any]:
+    from models import data_grouping as dg
+
+    crop, pair_options = dg.split_options(cfg.crop)
+    if cfg.task == "edges":
+        table = read_table(cfg.data, cfg.columns.get("table", "edge_targets"), cfg.registry or None)
+        return dg.EdgeDataset(table, crop), dg.collate_edges
+    frames = dg.FrameColumns(table=cfg.columns.get("frames_table", dg.FrameColumns.table))
+    table = dg.load_regions(cfg.data, frames=frames, registry=cfg.registry or None)
+    return dg.GroupingDataset(table, crop, pair_options), dg.collate_grouping
 
 
 def build_model(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
@@ -347,7 +363,8 @@ def _train(cfg: TrainConfig, ctx: dist.DistContext) -> dict[str, Any]:
         wrapped = DistributedDataParallel(model, device_ids=ids)
     sc = steps.StepContext(
         ctx, ctx.device, cl, adt, RankingLossConfig(cfg.margin, cfg.negatives, cfg.video_fallback),
-        cfg.hard_after, cfg.gather_negatives, cfg.seed,
+        cfg.hard_after, cfg.gather_negatives, cfg.seed, cfg.temperature,
+        int(cfg.crop.get("cross_negatives", 5)),
     )  # fmt: skip
     metrics = MetricsLog(out, ctx.is_main, cfg.tensorboard)
     metrics.truncate_after(start)

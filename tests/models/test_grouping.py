@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
+from typing import Any
 
+import cv2
 import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 
-from models.edge_net import EdgeNet, EdgeNetConfig, balanced_edge_loss, edge_target
+from data_manifests import schema as schemas
+from models.config import TrainConfig
+from models.edge_net import (
+    EdgeNet,
+    EdgeNetConfig,
+    EdgeTargetConfig,
+    balanced_edge_loss,
+    edge_target,
+)
 from models.grouping import GroupingNet, GroupingNetConfig, pixel_pair_loss, sample_embeddings
 from models.losses import IGNORE
+from models.train import train
+from models.trunks import load_checkpoint_trunk
 
 
 def _unit(deg: float) -> list[float]:
@@ -102,8 +117,47 @@ def test_edge_net_shape_and_target_ignore_band() -> None:
     net = EdgeNet(EdgeNetConfig()).eval()
     with torch.no_grad():
         out = net(torch.zeros(1, 3, 48, 64))
-    assert out.shape == (1, 48, 64)
+    assert out.shape == (1, 5, 48, 64)  # fused + 4 side outputs
     s = np.zeros((9, 9), np.float32)
     s[:, 4] = 0.9
     t = edge_target(s)
     assert (t[:, 4] == 1).all() and (t[:, 2:4] == IGNORE).all() and (t[:, :2] == 0).all()
+
+
+def _edge_table(n: int = 6, size: int = 64) -> pa.Table:
+    """Frames with a bright square on textured noise; targets: the square's outline."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        img = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+        y0, x0 = rng.integers(8, size // 2, 2)
+        img[y0 : y0 + 24, x0 : x0 + 24] = 220
+        edge = np.zeros((size, size), np.float32)
+        edge[y0 : y0 + 24, x0 : x0 + 24] = 1.0
+        inner = np.zeros_like(edge)
+        inner[y0 + 1 : y0 + 23, x0 + 1 : x0 + 23] = 1.0
+        tgt = edge_target(edge - inner, EdgeTargetConfig(ignore_radius=1))
+        rows.append({
+            "video_id": "v", "frame": i, "round": 0, "edge_share": float((tgt == 1).mean()),
+            "frame_jpeg": cv2.imencode(".png", img[:, :, ::-1])[1].tobytes(),
+            "target_png": cv2.imencode(".png", tgt)[1].tobytes(),
+        })  # fmt: skip
+    return schemas.table_from_rows(rows, schemas.get("edge_targets"))
+
+
+def test_edges_task_trains_through_models_train_and_resumes(tmp_path: Path) -> None:
+    data = tmp_path / "edge_targets.parquet"
+    schemas.write_parquet(_edge_table(), data, schemas.get("edge_targets"), {})
+    cfg: dict[str, Any] = dict(
+        task="edges", data=[str(data)], out_dir=str(tmp_path / "run"), steps=4, batch_size=2,
+        workers=0, log_every=2, ckpt_every=2, tensorboard=False, lr=0.01, val_fraction=0.0,
+        crop={"input_size": 48}, device="cpu",
+    )  # fmt: skip
+    summary = train(TrainConfig(**cfg))
+    assert summary["steps"] == 4
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(x["loss"]) and 0 < x["edge_share"] < 0.5 for x in lines)
+    summary = train(TrainConfig(**{**cfg, "steps": 6}))  # resumes from step 4
+    assert summary["resumed_from"] == 4 and summary["steps"] == 6
+    trunk = load_checkpoint_trunk(tmp_path / "run" / "checkpoint.pt")
+    assert trunk.name == "resnet18"
