@@ -209,14 +209,14 @@ class GroupingDataset(Dataset[dict[str, Any]]):
     def __init__(
         self, table: pa.Table, cfg: CropConfig = CropConfig(), pairs: dict[str, Any] | None = None
     ) -> None:
-        from pipeline.pixel_pairs import PixelPairConfig
+        from pipeline.pixel_pairs import PairConfig
 
         self.frames = table.column("frame_jpeg").combine_chunks()
         self.leaves = table.column("leaves_png").combine_chunks()
         self.parent = table.column("parent").combine_chunks()
         self.height = table.column("height").combine_chunks()
         self.cfg = cfg
-        self.pair_cfg = PixelPairConfig(**(pairs or {}))
+        self.pair_cfg = PairConfig(**(pairs or {}))
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -249,7 +249,8 @@ class GroupingDataset(Dataset[dict[str, Any]]):
         n, n_in = crop.map_points(np.asarray(pp.negatives, np.int64))
         return {
             "image": img, "anchors": a, "positives": p, "negatives": n, "anchor_valid": a_in,
-            "pos_valid": p_in & a_in[:, None], "neg_valid": n_in & a_in[:, None], "row": r,
+            "pos_valid": p_in & a_in[:, None], "neg_valid": n_in & pp.neg_valid & a_in[:, None],
+            "row": r,
             "skipped": skipped,
         }  # fmt: skip
 
