@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from models.grouping import GroupingNet, GroupingNetConfig
-from models.trunks import AlexNet, ResNet18, Trunk, VGG16, preprocess
+from models.trunks import VGG16, AlexNet, ResNet18, Trunk, preprocess
 
 F32 = npt.NDArray[np.float32]
 U8 = npt.NDArray[np.uint8]
@@ -45,7 +45,9 @@ def load_grouping_net(path: str | Path | None, init_seed: int = 0) -> GroupingNe
 
     ck = ckpt_io.load(path)
     if ck.get("network", {}).get("kind") != "grouping":
-        raise ValueError(f"{path} holds a {ck.get('network', {}).get('kind')!r} network, not grouping")
+        raise ValueError(
+            f"{path} holds a {ck.get('network', {}).get('kind')!r} network, not grouping"
+        )
     net = GroupingNet(GroupingNetConfig(**ck["network"]["config"]))
     net.load_state_dict(ck["model"])
     return net.eval()
@@ -53,7 +55,9 @@ def load_grouping_net(path: str | Path | None, init_seed: int = 0) -> GroupingNe
 
 @torch.no_grad()
 def _run(fn: nn.Module, frames: U8, batch: int) -> F32:
-    out = [fn(preprocess(frames[i : i + batch])).float().numpy() for i in range(0, len(frames), batch)]
+    out = [
+        fn(preprocess(frames[i : i + batch])).float().numpy() for i in range(0, len(frames), batch)
+    ]
     return np.concatenate(out).astype(np.float32, copy=False)
 
 

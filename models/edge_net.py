@@ -21,6 +21,7 @@ negatives |Y+| / |Y| (per image), so the ~2% edge pixels are not drowned by the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -140,6 +141,19 @@ def edge_target(
         out[near] = IGNORE
     out[edge > 0] = 1
     return out
+
+
+def load_edge_net(path: str | Path) -> EdgeNet:
+    """The edge network of a ``models.train`` checkpoint (task edges), in eval mode."""
+    from models import checkpoint as ckpt_io
+
+    ck = ckpt_io.load(path)
+    kind = ck.get("network", {}).get("kind")
+    if kind != "edges":
+        raise ValueError(f"{path} holds a {kind!r} network, not an edge network")
+    net = EdgeNet(EdgeNetConfig(**ck["network"]["config"]))
+    net.load_state_dict(ck["model"])
+    return net.eval()
 
 
 @torch.no_grad()

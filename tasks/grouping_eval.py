@@ -83,12 +83,14 @@ class EvaluatePropagation(EvaluationTask):
     random_seed = luigi.IntParameter(default=0, description="init seed of the random network")
 
     def _tasks(self) -> dict[str, luigi.Task]:
-        from tasks.grouping import TrainGrouping
+        from tasks.grouping_train import TrainGrouping
         from tasks.train import TrainContext, TrainTransitive
 
         classes = {"grouping": TrainGrouping, "transitive": TrainTransitive,
                    "context": TrainContext}  # fmt: skip
-        return {n: classes[n]() for n in NETWORKS if str(getattr(self, f"{n}_checkpoint")) == "task"}
+        return {
+            n: classes[n]() for n in NETWORKS if str(getattr(self, f"{n}_checkpoint")) == "task"
+        }
 
     def requires(self) -> list[luigi.Task]:
         return list(self._tasks().values())
@@ -157,12 +159,16 @@ class EvaluatePropagation(EvaluationTask):
             for method, fn in extract.items():
                 t0 = time.perf_counter()
                 feats = fn(small)
-                seconds[f"{method}/features"] = seconds.get(f"{method}/features", 0.0) + time.perf_counter() - t0
+                seconds[f"{method}/features"] = (
+                    seconds.get(f"{method}/features", 0.0) + time.perf_counter() - t0
+                )
                 if method in ("grouping", "random") and k < 3:
                     if method == "grouping" or "grouping" not in extract:
                         pca = cv2.resize(dfeat.pca_colours(feats[0]), (small.shape[2], small.shape[1]),
                                          interpolation=cv2.INTER_NEAREST)  # fmt: skip
-                        imaging.save_png(out / "pca" / f"{name}.png", np.concatenate([small[0], pca], 1))
+                        imaging.save_png(
+                            out / "pca" / f"{name}.png", np.concatenate([small[0], pca], 1)
+                        )
                 for proto in protocols:
                     t0 = time.perf_counter()
                     pred = propagate(feats, gt[0], PropagationConfig(protocol=proto))

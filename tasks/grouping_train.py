@@ -1,0 +1,196 @@
+"""TrainEdges and TrainGrouping (Zhang & Maire 2020 on mined video; DESIGN 4.8).
+
+- ``TrainEdges``: the edge network of Li, Paluri, Rehg & Dollar 2016, from scratch. Round 0
+  trains on DetectEdges' motion edges; after each round the network is applied to *every*
+  mined frame and its thinned, thresholded edges (``pipeline.learned_edges``) are the next
+  round's targets; ``rounds`` = 4 as Li et al. Each round is one ``models.train`` run (task
+  ``edges``: DDP, resume, NaN guard as for the other networks) in
+  ``<output>.work/round<k>/``, so a killed run resumes inside the round it was in.
+- ``TrainGrouping``: the pixel-embedding network (task ``grouping``) on ComputeRegions' trees
+  joined with their frames.
+
+Frames come from one helper, :func:`frame_sources`: SampleFrames' ``frames`` table when that
+task exists, else the frames of SegmentMotion's segmented shots (``masks``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import luigi
+import numpy as np
+import pyarrow as pa
+
+from data_manifests import schema as schemas
+from models.data_grouping import decode_labels, load_frame_table
+from models.edge_net import EdgeTargetConfig, edge_target, predict_edges
+from models.images import decode_rgb
+from models.manifests import read_table
+from pipeline import imaging
+from pipeline.learned_edges import edge_map_from_probability
+from tasks.common import StageOutput, shard_count
+from tasks.train import OUTPUT_FILES, _Train
+
+_T = EdgeTargetConfig()
+MOTION_TABLE = "edges"  # DetectEdges' table: one row per frame with motion edges
+MOTION_COLUMN = "edge_png"  # 8-bit strength, round(255 x strength)
+
+
+def frame_sources() -> tuple[list[luigi.Task], str]:
+    """The shard tasks whose output holds the mined frames, and that table's name."""
+    import tasks as registry
+
+    if hasattr(registry, "SampleFrames"):
+        return [registry.SampleFrames(shard=i) for i in range(shard_count())], "frames"
+    from tasks.segment import SegmentMotion
+
+    return [SegmentMotion(shard=i) for i in range(shard_count())], "masks"
+
+
+def _shard_tasks(name: str) -> list[luigi.Task]:
+    import tasks as registry
+
+    if not hasattr(registry, name):
+        raise RuntimeError(f"task {name} is not available (issue 14's regions half not merged)")
+    return [getattr(registry, name)(shard=i) for i in range(shard_count())]
+
+
+class TrainEdges(_Train):
+    """Edge network from motion edges, re-trained on its own edges for ``rounds`` rounds."""
+
+    kind = "edges"
+    rounds = luigi.IntParameter(default=4, description="training rounds (Li et al. 2016: 4)")
+    edge_threshold = luigi.FloatParameter(default=_T.threshold, description="edge if > this")
+    ignore_radius = luigi.IntParameter(default=_T.ignore_radius, description="px ignored by edges")
+    predict_height = luigi.IntParameter(default=0, description="frames resized to this height "
+                                        "to predict the next round's edges; 0 = as stored")  # fmt: skip
+
+    def upstream(self) -> list[luigi.Task]:
+        frames, _ = frame_sources()
+        return [*_shard_tasks("DetectEdges"), *frames]
+
+    def target_config(self) -> EdgeTargetConfig:
+        return EdgeTargetConfig(float(self.edge_threshold), int(self.ignore_radius))
+
+    def round_zero(self) -> pa.Table:
+        """Motion edges joined with their frames -> edge_targets rows (round 0)."""
+        src = self.sources()
+        _, frame_table = frame_sources()
+        frames = load_frame_table(src, dataclasses.replace(_frame_cols(), table=frame_table))
+        motion = read_table([s for s in src if (Path(s) / f"{MOTION_TABLE}.parquet").exists()],
+                            MOTION_TABLE)  # fmt: skip
+        motion = motion.select(["video_id", "frame", MOTION_COLUMN])
+        joined = motion.join(frames, keys=["video_id", "frame"], join_type="inner")
+        rows = []
+        for r in joined.to_pylist():
+            strength = decode_labels(r[MOTION_COLUMN]).astype(np.float32) / 255.0
+            rows.append(_target_row(r, edge_target(strength, self.target_config()), 0))
+        if not rows:
+            raise ValueError(f"{self.task_id}: no motion-edge frame has a frame to train on")
+        return schemas.table_from_rows(rows, schemas.get("edge_targets"))
+
+    def next_round(self, net_path: Path, frames: pa.Table, k: int) -> pa.Table:
+        """Round ``k`` targets: the round k-1 network's thinned edges on every frame."""
+        from models.edge_net import load_edge_net
+
+        net = load_edge_net(net_path)
+        rows = []
+        for i, r in enumerate(frames.to_pylist()):
+            img = decode_rgb(r["frame_jpeg"])
+            h, w = img.shape[:2]
+            small = _resize_height(img, int(self.predict_height))
+            prob = predict_edges(net, small[None])[0]
+            if prob.shape != (h, w):
+                import cv2
+
+                prob = cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
+            thin = edge_map_from_probability(prob).strength
+            rows.append(_target_row(r, edge_target(thin, self.target_config()), k))
+            if i % 50 == 0:
+                self.set_status_message(f"round {k} targets: {i}/{frames.num_rows} frames")
+        return schemas.table_from_rows(rows, schemas.get("edge_targets"))
+
+    def produce(self, out: StageOutput) -> None:
+        work = self.work_dir()
+        work.mkdir(parents=True, exist_ok=True)
+        _, frame_table = frame_sources()
+        frames = load_frame_table(
+            self.sources(), dataclasses.replace(_frame_cols(), table=frame_table)
+        )
+        rounds: list[dict[str, Any]] = []
+        for k in range(int(self.rounds)):
+            rdir = work / f"round{k}"
+            data = rdir / "edge_targets.parquet"
+            if not data.is_file():
+                rdir.mkdir(parents=True, exist_ok=True)
+                table = self.round_zero() if k == 0 else self.next_round(
+                    work / f"round{k - 1}" / "checkpoint.pt", frames, k)  # fmt: skip
+                tmp = rdir / ".edge_targets.parquet.tmp"
+                schemas.write_parquet(table, tmp, schemas.get("edge_targets"), {"round": k})
+                tmp.replace(data)
+            cfg = dataclasses.replace(self.train_config(), data=[str(data)], out_dir=str(rdir))
+            summary = self.train_round(cfg, rdir)
+            share = pa.compute.mean(read_table(data, "edge_targets").column("edge_share"))
+            rounds.append({"round": k, "frames": read_table(data, "edge_targets").num_rows,
+                           "edge_share": round(float(share.as_py()), 5), "val": summary["val"]})  # fmt: skip
+        last = work / f"round{int(self.rounds) - 1}"
+        for name in OUTPUT_FILES:
+            shutil.copy2(last / name, out.path / name)
+        shutil.copy2(last / "edge_targets.parquet", out.path / "edge_targets.parquet")
+        (out.path / "rounds.json").write_text(json.dumps(rounds, indent=1))
+        out.note("rounds", rounds)
+        out.count("rounds", len(rounds))
+
+    def train_round(self, cfg: Any, rdir: Path) -> dict[str, Any]:
+        config_file = rdir / "config.json"
+        config_file.write_text(json.dumps(cfg.to_dict(), indent=1, sort_keys=True))
+        self.set_status_message(f"training edges in {rdir}")
+        with open(rdir / "train.log", "a") as log:
+            proc = subprocess.run(self.command(config_file), stdout=log, stderr=subprocess.STDOUT)
+        if proc.returncode != 0:
+            tail = (rdir / "train.log").read_text()[-3000:]
+            raise RuntimeError(f"{self.task_id}: models.train exited {proc.returncode}:\n{tail}")
+        return self.check_outputs(rdir, cfg)
+
+
+class TrainGrouping(_Train):
+    """Zhang & Maire 2020: pixel embeddings from region-tree pixel pairs on mined frames."""
+
+    kind = "grouping"
+
+    def upstream(self) -> list[luigi.Task]:
+        frames, _ = frame_sources()
+        return [*_shard_tasks("ComputeRegions"), *frames]
+
+    def train_config(self) -> Any:
+        cfg = super().train_config()
+        _, frame_table = frame_sources()
+        cfg.columns = {**cfg.columns, "frames_table": frame_table}
+        return cfg
+
+
+def _frame_cols() -> Any:
+    from models.data_grouping import FrameColumns
+
+    return FrameColumns()
+
+
+def _resize_height(img: Any, height: int) -> Any:
+    if height <= 0 or img.shape[0] == height:
+        return img
+    import cv2
+
+    w = max(int(round(img.shape[1] * height / img.shape[0])), 16)
+    return cv2.resize(img, (w, height), interpolation=cv2.INTER_AREA)
+
+
+def _target_row(r: dict[str, Any], target: Any, k: int) -> dict[str, Any]:
+    decided = target != 255
+    share = float((target == 1).sum()) / max(float(decided.sum()), 1.0)
+    return {"video_id": r["video_id"], "frame": int(r["frame"]), "frame_jpeg": r["frame_jpeg"],
+            "target_png": imaging.encode_png(target), "round": k, "edge_share": share}  # fmt: skip
