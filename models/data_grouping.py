@@ -178,16 +178,27 @@ def load_regions(
     t = t.rename_columns(["video_id", "frame", "leaves_png", "parent", "height"])
     if "frame_jpeg" not in t.column_names:
         f = load_frame_table(src, frames, registry)
-        joined = t.join(f, keys=["video_id", "frame"], join_type="inner")
-        if joined.num_rows < t.num_rows:
-            raise ValueError(
-                f"{t.num_rows - joined.num_rows} of {t.num_rows} region trees have no frame in "
-                f"the {frames.table!r} table of {[str(s) for s in src]}"
-            )
-        t = joined.sort_by([("video_id", "ascending"), ("frame", "ascending")])
+        t = _attach_frames(t, f, frames.table, [str(s) for s in src])
     if t.num_rows == 0:
         raise ValueError(f"table {cols.table!r} has no region trees to train on")
     return t
+
+
+def _attach_frames(t: pa.Table, f: pa.Table, frame_table: str, src: list[str]) -> pa.Table:
+    """``t`` plus the ``frame_jpeg`` of ``f`` with the same (video_id, frame), in ``t``'s
+    order. (Arrow joins cannot carry list columns, so the join is on row numbers.)"""
+    keys = ["video_id", "frame"]
+    left = t.select(keys).append_column("_t", pa.array(np.arange(t.num_rows)))
+    right = f.select(keys).append_column("_f", pa.array(np.arange(f.num_rows)))
+    j = left.join(right, keys=keys, join_type="left outer").sort_by("_t")
+    rows = j.column("_f").to_numpy(zero_copy_only=False)
+    missing = np.isnan(rows.astype(np.float64)) if rows.dtype.kind == "f" else np.zeros(0, bool)
+    if j.num_rows != t.num_rows or missing.any():
+        raise ValueError(
+            f"{int(missing.sum())} of {t.num_rows} region trees have no frame in the "
+            f"{frame_table!r} table of {src} (or a frame is there twice)"
+        )
+    return t.append_column("frame_jpeg", f.column("frame_jpeg").take(rows.astype(np.int64)))
 
 
 def decode_labels(data: bytes | None) -> npt.NDArray[np.int32]:

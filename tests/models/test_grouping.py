@@ -24,6 +24,7 @@ from models.edge_net import (
 )
 from models.grouping import GroupingNet, GroupingNetConfig, pixel_pair_loss, sample_embeddings
 from models.losses import IGNORE
+from models.synthetic_regions import write_region_manifest
 from models.train import train
 from models.trunks import load_checkpoint_trunk
 
@@ -161,3 +162,21 @@ def test_edges_task_trains_through_models_train_and_resumes(tmp_path: Path) -> N
     assert summary["resumed_from"] == 4 and summary["steps"] == 6
     trunk = load_checkpoint_trunk(tmp_path / "run" / "checkpoint.pt")
     assert trunk.name == "resnet18"
+
+
+def test_grouping_task_learns_region_pairs_and_resumes(tmp_path: Path) -> None:
+    data = write_region_manifest(tmp_path / "data", n=8, size=64)
+    cfg: dict[str, Any] = dict(
+        task="grouping", data=[str(data)], out_dir=str(tmp_path / "run"), steps=30,
+        batch_size=4, workers=0, log_every=10, ckpt_every=10, tensorboard=False, lr=0.05,
+        val_fraction=0.0, crop={"input_size": 64, "min_crop": 0.9}, device="cpu",
+    )  # fmt: skip
+    train(TrainConfig(**{**cfg, "steps": 10}))
+    summary = train(TrainConfig(**cfg))  # resumes at 10
+    assert summary["resumed_from"] == 10 and summary["steps"] == 30
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [10, 20, 30]
+    assert all(x["pairs"] > 0 for x in lines)
+    # learning: the contrastive loss falls and positives end up closer than negatives
+    assert lines[-1]["loss"] < lines[0]["loss"]
+    assert lines[-1]["pos_cos"] > lines[-1]["neg_cos"]
