@@ -12,7 +12,6 @@ CPU. Timed as the best of ``rounds`` (a shared machine's noise only slows a roun
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import torch
