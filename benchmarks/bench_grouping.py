@@ -44,7 +44,7 @@ def _edge_table(regions_table):  # type: ignore[no-untyped-def]
     rows = []
     for r in regions_table.to_pylist():
         lab = decode_labels(r["leaves_png"]).astype(np.float32)
-        edge = (cv2.morphologyEx(lab, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0)
+        edge = cv2.morphologyEx(lab, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
         tgt = edge_target(edge.astype(np.float32), EdgeTargetConfig(ignore_radius=1))
         rows.append({"video_id": r["video_id"], "frame": r["frame"], "round": 0,
                      "frame_jpeg": r["frame_jpeg"], "edge_share": float((tgt == 1).mean()),
