@@ -9,8 +9,9 @@
 - ``TrainGrouping``: the pixel-embedding network (task ``grouping``) on ComputeRegions' trees
   joined with their frames.
 
-Frames come from one helper, :func:`frame_sources`: SampleFrames' ``frames`` table when that
-task exists, else the frames of SegmentMotion's segmented shots (``masks``).
+Frames come from one helper, :func:`frame_table` / :func:`frame_sources`: SampleFrames'
+``frames`` table when that task exists, else the frames of SegmentMotion's segmented shots
+(``masks``).
 """
 
 from __future__ import annotations
@@ -27,29 +28,39 @@ import numpy as np
 import pyarrow as pa
 
 from data_manifests import schema as schemas
-from models.data_grouping import decode_labels, load_frame_table
+from models.data_grouping import FrameColumns, decode_labels, load_frame_table
 from models.edge_net import EdgeTargetConfig, edge_target, predict_edges
 from models.images import decode_rgb
-from models.manifests import read_table
+from models.manifests import has_table, read_table
 from pipeline import imaging
 from pipeline.learned_edges import edge_map_from_probability
 from tasks.common import StageOutput, shard_count
 from tasks.train import OUTPUT_FILES, _Train
 
 _T = EdgeTargetConfig()
-MOTION_TABLE = "edges"  # DetectEdges' table: one row per frame with motion edges
+MOTION_TABLE = (
+    "motion_edges"  # DetectEdges: one row per frame with motion edges ("edges" is the graph)
+)
 MOTION_COLUMN = "edge_png"  # 8-bit strength, round(255 x strength)
 
 
-def frame_sources() -> tuple[list[luigi.Task], str]:
-    """The shard tasks whose output holds the mined frames, and that table's name."""
+def frame_table() -> str:
+    """The table the mined frames are read from: SampleFrames' ``frames`` when that task
+    exists (issue 12), else SegmentMotion's ``masks`` (frames of segmented shots)."""
     import tasks as registry
 
-    if hasattr(registry, "SampleFrames"):
-        return [registry.SampleFrames(shard=i) for i in range(shard_count())], "frames"
+    return "frames" if hasattr(registry, "SampleFrames") else "masks"
+
+
+def frame_sources() -> list[luigi.Task]:
+    """The shard tasks whose outputs hold :func:`frame_table`."""
+    import tasks as registry
+
+    if frame_table() == "frames":
+        return [registry.SampleFrames(shard=i) for i in range(shard_count())]
     from tasks.segment import SegmentMotion
 
-    return [SegmentMotion(shard=i) for i in range(shard_count())], "masks"
+    return [SegmentMotion(shard=i) for i in range(shard_count())]
 
 
 def _shard_tasks(name: str) -> list[luigi.Task]:
@@ -71,8 +82,7 @@ class TrainEdges(_Train):
                                         "to predict the next round's edges; 0 = as stored")  # fmt: skip
 
     def upstream(self) -> list[luigi.Task]:
-        frames, _ = frame_sources()
-        return [*_shard_tasks("DetectEdges"), *frames]
+        return [*_shard_tasks("DetectEdges"), *frame_sources()]
 
     def target_config(self) -> EdgeTargetConfig:
         return EdgeTargetConfig(float(self.edge_threshold), int(self.ignore_radius))
@@ -80,10 +90,8 @@ class TrainEdges(_Train):
     def round_zero(self) -> pa.Table:
         """Motion edges joined with their frames -> edge_targets rows (round 0)."""
         src = self.sources()
-        _, frame_table = frame_sources()
-        frames = load_frame_table(src, dataclasses.replace(_frame_cols(), table=frame_table))
-        motion = read_table([s for s in src if (Path(s) / f"{MOTION_TABLE}.parquet").exists()],
-                            MOTION_TABLE)  # fmt: skip
+        frames = load_frame_table(src, FrameColumns(table=frame_table()))
+        motion = read_table([s for s in src if has_table([s], MOTION_TABLE)], MOTION_TABLE)
         motion = motion.select(["video_id", "frame", MOTION_COLUMN])
         joined = motion.join(frames, keys=["video_id", "frame"], join_type="inner")
         rows = []
@@ -118,10 +126,7 @@ class TrainEdges(_Train):
     def produce(self, out: StageOutput) -> None:
         work = self.work_dir()
         work.mkdir(parents=True, exist_ok=True)
-        _, frame_table = frame_sources()
-        frames = load_frame_table(
-            self.sources(), dataclasses.replace(_frame_cols(), table=frame_table)
-        )
+        frames = load_frame_table(self.sources(), FrameColumns(table=frame_table()))
         rounds: list[dict[str, Any]] = []
         for k in range(int(self.rounds)):
             rdir = work / f"round{k}"
@@ -164,20 +169,12 @@ class TrainGrouping(_Train):
     kind = "grouping"
 
     def upstream(self) -> list[luigi.Task]:
-        frames, _ = frame_sources()
-        return [*_shard_tasks("ComputeRegions"), *frames]
+        return [*_shard_tasks("ComputeRegions"), *frame_sources()]
 
     def train_config(self) -> Any:
         cfg = super().train_config()
-        _, frame_table = frame_sources()
-        cfg.columns = {**cfg.columns, "frames_table": frame_table}
+        cfg.columns = {**cfg.columns, "frames_table": frame_table()}
         return cfg
-
-
-def _frame_cols() -> Any:
-    from models.data_grouping import FrameColumns
-
-    return FrameColumns()
 
 
 def _resize_height(img: Any, height: int) -> Any:
