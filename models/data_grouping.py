@@ -156,7 +156,7 @@ class RegionColumns:
     table: str = "regions"  # ComputeRegions' trees
     leaves: str = "leaves_png"  # (H, W) leaf labels 0..L-1 as PNG
     parent: str = "parent"  # (2L-1,) int32, -1 at the root
-    height: str = "height"  # (2L-1,) float32 merge heights
+    height: str = "merge_height"  # (2L-1,) float32 merge heights
 
 
 def load_regions(

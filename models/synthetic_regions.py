@@ -49,7 +49,7 @@ def write_region_manifest(out: Path, n: int = 8, size: int = 64, seed: int = 0) 
         img, leaves = region_frame(size, rng)
         key = {"video_id": f"v{i % 2}", "frame": i}
         regions.append({**key, "leaves_png": cv2.imencode(".png", leaves)[1].tobytes(),
-                        "parent": PARENT, "height": HEIGHT})  # fmt: skip
+                        "parent": PARENT, "merge_height": HEIGHT})  # fmt: skip
         frames.append({
             **key, "shot": 0, "width": size, "height": size, "fg_share": 0.0,
             "frame_jpeg": cv2.imencode(".png", img[:, :, ::-1])[1].tobytes(),
