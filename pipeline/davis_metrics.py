@@ -137,3 +137,16 @@ def score_sequence(
         j_per_object=j.mean(axis=1),
         f_per_object=f.mean(axis=1),
     )
+
+
+def edge_boundary_pr(
+    strength: NDArray[np.floating], gt: NDArray[np.generic], thresholds: NDArray[np.floating],
+    tol_frac: float = 0.008,
+) -> NDArray[np.float64]:  # fmt: skip
+    """(len(thresholds), 2) boundary precision and recall of an edge map thresholded at each
+    value, against the object boundary of a (H, W) mask (same rules and tolerance as F)."""
+    if strength.shape != gt.shape:
+        raise ValueError(f"edge map {strength.shape} and mask {gt.shape} differ in shape")
+    gt_b = seg2bmap(gt)
+    r = tolerance_px(gt.shape, tol_frac)
+    return np.array([boundary_pr(strength > t, gt_b, r) for t in thresholds], np.float64)

@@ -85,15 +85,13 @@ def _tensor_edges(chans: F32, sigma: float) -> tuple[F32, F32]:
     """Di Zenzo gradient of (H, W, C) channels at Gaussian ``sigma``: magnitude (scale-
     normalised by sigma) and gradient direction in [0, pi)."""
     sm = cv2.GaussianBlur(chans, (0, 0), sigma)
-    if sm.ndim == 2:
-        sm = sm[:, :, None]
     gx = cv2.Sobel(sm, cv2.CV_32F, 1, 0, ksize=1, scale=0.5)  # central difference
     gy = cv2.Sobel(sm, cv2.CV_32F, 0, 1, ksize=1, scale=0.5)
-    if gx.ndim == 2:
-        gx, gy = gx[:, :, None], gy[:, :, None]
-    jxx = (gx * gx).sum(axis=2)
-    jyy = (gy * gy).sum(axis=2)
-    jxy = (gx * gy).sum(axis=2)
+    xs = cv2.split(gx) if gx.ndim == 3 else [gx]  # per-channel planes: summing (H, W, C)
+    ys = cv2.split(gy) if gy.ndim == 3 else [gy]  # over its last axis is ~5x slower
+    jxx = sum((x * x for x in xs[1:]), xs[0] * xs[0])
+    jyy = sum((y * y for y in ys[1:]), ys[0] * ys[0])
+    jxy = sum((x * y for x, y in zip(xs[1:], ys[1:], strict=True)), xs[0] * ys[0])
     tr, det = jxx + jyy, np.sqrt((jxx - jyy) ** 2 + 4 * jxy**2)
     mag = np.sqrt(np.maximum((tr + det) / 2, 0)) * sigma
     theta = (0.5 * np.arctan2(2 * jxy, jxx - jyy)) % np.pi

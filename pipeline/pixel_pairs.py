@@ -118,3 +118,23 @@ def sample_pixel_pairs(tree: RegionTree, cfg: PairConfig, rng: np.random.Generat
         neg_valid=neg_valid,
         anchor_leaf=leaves,
     )
+
+
+def map_pixels(
+    coords: NDArray[np.integer], affine: NDArray[np.floating], shape: tuple[int, int]
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """The same pixels in an augmented view: (..., 2) (y, x) through a (2, 3) affine in
+    OpenCV's convention (``cv2.warpAffine``: [x', y'] = A [x, y, 1]), rounded; and whether
+    each lands inside the (H', W') view. Pairs whose pixels stay inside give more pairs."""
+    a = np.asarray(affine, np.float64)
+    if a.shape != (2, 3):
+        raise ValueError(f"affine must be (2, 3), got {a.shape}")
+    c = np.asarray(coords)
+    if c.shape[-1:] != (2,):
+        raise ValueError(f"coords must be (..., 2) (y, x), got {c.shape}")
+    x = a[0, 0] * c[..., 1] + a[0, 1] * c[..., 0] + a[0, 2]
+    y = a[1, 0] * c[..., 1] + a[1, 1] * c[..., 0] + a[1, 2]
+    out = np.stack([np.rint(y), np.rint(x)], axis=-1).astype(np.int64)
+    inside = (out[..., 0] >= 0) & (out[..., 0] < shape[0]) & (out[..., 1] >= 0)
+    inside &= out[..., 1] < shape[1]
+    return out, inside

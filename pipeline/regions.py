@@ -287,3 +287,23 @@ def cut_tree(tree: RegionTree, level: float) -> I32:
         if p != node:
             root_of[node] = root_of[p]
     return compact_labels(root_of[:n][tree.leaves]).astype(np.int32)
+
+
+def oracle_iou(leaves: I32, mask: NDArray[np.bool_]) -> float:
+    """Best IoU with ``mask`` that a union of leaves reaches (an upper bound for any method
+    picking regions of this tree's finest level). Exact: the best union takes the leaves
+    in decreasing order of the share of their pixels inside the mask (a prefix), because
+    IoU = inside / (|mask| + outside) is maximised by a ratio threshold."""
+    if leaves.shape != mask.shape:
+        raise ValueError(f"leaves {leaves.shape} and mask {mask.shape} differ in shape")
+    m = mask.astype(bool)
+    total = int(m.sum())
+    if total == 0:
+        return 1.0 if leaves.size else 0.0
+    n = int(leaves.max()) + 1
+    inside = np.bincount(leaves[m], minlength=n).astype(np.float64)
+    size = np.bincount(leaves.ravel(), minlength=n).astype(np.float64)
+    order = np.argsort(-(inside / np.maximum(size, 1)), kind="stable")
+    tp = np.cumsum(inside[order])
+    fp = np.cumsum(size[order] - inside[order])
+    return float(np.max(tp / (total + fp)))

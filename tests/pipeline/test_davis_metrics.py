@@ -79,3 +79,13 @@ def test_bad_input_is_refused() -> None:
         dm.region_j(np.zeros((4, 4)), np.zeros((4, 5)))
     with pytest.raises(ValueError, match="no object"):
         dm.score_sequence(np.zeros((3, 4, 4), np.uint8), np.zeros((3, 4, 4), np.uint8))
+
+
+def test_edge_boundary_pr_over_thresholds() -> None:
+    gt = _square(30, 30)
+    strength = np.where(dm.seg2bmap(gt), 0.8, 0.0).astype(np.float32)
+    strength[5, 5:100] = 0.4  # a weaker edge elsewhere: a false positive below 0.5
+    pr = dm.edge_boundary_pr(strength, gt, np.array([0.3, 0.5, 0.9]))
+    np.testing.assert_allclose(pr[1], [1.0, 1.0])
+    assert pr[0, 0] < 0.7 and pr[0, 1] == 1.0
+    assert tuple(pr[2]) == (1.0, 0.0)  # nothing above 0.9

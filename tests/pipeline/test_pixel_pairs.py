@@ -86,3 +86,15 @@ def test_same_seed_same_pairs_and_bad_trees_refused() -> None:
     gap = RegionTree(np.where(t.leaves == 1, 0, t.leaves), t.parent, t.height)
     with pytest.raises(ValueError, match="every label"):
         pp.sample_pixel_pairs(gap, pp.PairConfig(), np.random.default_rng(0))
+
+
+def test_map_pixels_through_a_flip_and_a_crop() -> None:
+    yx = np.array([[[2, 3], [0, 9]]])  # (1, 2, 2)
+    flip = np.array([[-1.0, 0, 9], [0, 1, 0]])  # horizontal flip of a 10-wide image
+    out, inside = pp.map_pixels(yx, flip, (10, 10))
+    np.testing.assert_array_equal(out, [[[2, 6], [0, 0]]])
+    assert inside.all()
+    crop = np.array([[1.0, 0, -4], [0, 1, -1]])  # crop starting at x = 4, y = 1
+    out, inside = pp.map_pixels(yx, crop, (5, 5))
+    np.testing.assert_array_equal(out, [[[1, -1], [-1, 5]]])
+    assert not inside.any()

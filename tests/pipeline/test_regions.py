@@ -95,3 +95,15 @@ def test_mismatched_edge_maps_are_refused() -> None:
     bad = edges.EdgeMap(np.zeros((10, 10), np.float32), np.zeros((10, 11), np.float32))
     with pytest.raises(ValueError, match="equal"):
         regions.build_tree(bad, regions.RegionConfig())
+
+
+def test_oracle_iou_takes_the_best_union_of_leaves() -> None:
+    leaves = np.repeat(np.arange(4, dtype=np.int32)[None], 10, axis=0).repeat(10, axis=1)
+    mask = np.zeros((10, 40), bool)
+    mask[:, 0:10] = True  # leaf 0 entirely
+    mask[:, 10:17] = True  # 70% of leaf 1
+    mask[:, 20:22] = True  # 20% of leaf 2
+    # leaf 0 alone: 100 / 190 = 0.526; leaves 0 + 1: 170 / (190 + 30) = 0.773; + leaf 2:
+    # 190 / (190 + 110) = 0.633
+    assert regions.oracle_iou(leaves, mask) == pytest.approx(170 / 220)
+    assert regions.oracle_iou(leaves, leaves < 2) == 1.0
