@@ -61,26 +61,27 @@ class Crop:
     size: int
     flip: bool
 
-    def apply(self, img: U8, interpolation: int) -> U8:
+    def matrix(self) -> npt.NDArray[np.float64]:
+        """(2, 3) affine, OpenCV convention (frame pixel -> crop pixel), the flip included."""
         s = self.size / self.side
         m = np.array([[s, 0.0, -s * self.x0], [0.0, s, -s * self.y0]], dtype=np.float64)
-        out = cv2.warpAffine(
-            img, m, (self.size, self.size), flags=interpolation, borderMode=cv2.BORDER_REPLICATE
-        )
-        return np.ascontiguousarray(out[:, ::-1] if self.flip else out)
+        if self.flip:
+            m[0] = [-s, 0.0, self.size - 1 + s * self.x0]
+        return m
+
+    def apply(self, img: U8, interpolation: int) -> U8:
+        out = cv2.warpAffine(img, self.matrix(), (self.size, self.size), flags=interpolation,
+                             borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        return np.ascontiguousarray(out)
 
     def map_points(
         self, yx: npt.NDArray[np.int64]
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
-        """(..., 2) frame pixels -> (..., 2) crop pixels (nearest) and whether inside."""
-        s = self.size / self.side
-        y = np.floor((yx[..., 0] + 0.5 - self.y0) * s).astype(np.int64)
-        x = np.floor((yx[..., 1] + 0.5 - self.x0) * s).astype(np.int64)
-        inside = (y >= 0) & (y < self.size) & (x >= 0) & (x < self.size)
-        if self.flip:
-            x = self.size - 1 - x
-        out = np.stack([np.clip(y, 0, self.size - 1), np.clip(x, 0, self.size - 1)], axis=-1)
-        return out, inside
+        """(..., 2) frame pixels -> (..., 2) crop pixels (clipped) and whether inside."""
+        from pipeline.pixel_pairs import map_pixels
+
+        out, inside = map_pixels(yx, self.matrix(), (self.size, self.size))
+        return np.clip(out, 0, self.size - 1), inside
 
 
 def random_crop(h: int, w: int, cfg: CropConfig, rng: np.random.Generator) -> Crop:

@@ -2,8 +2,8 @@
 
 Each frame: a textured background (leaf 0) and three flat-coloured rectangles (leaves 1, 2,
 3) at random places; the tree merges 1+2 at height 0.3, then 3 at 0.6, then the background
-at 1.0. Rows follow the ``regions`` columns ``models.data_grouping.load_regions`` reads, and
-the frames go in a ``masks`` table (SegmentMotion's, the default frame source).
+at 1.0. Rows follow the declared ``regions`` schema (ComputeRegions'), and the frames go in a
+``masks`` table (SegmentMotion's, the default frame source).
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from data_manifests import schema as schemas
 
@@ -48,8 +46,11 @@ def write_region_manifest(out: Path, n: int = 8, size: int = 64, seed: int = 0) 
     for i in range(n):
         img, leaves = region_frame(size, rng)
         key = {"video_id": f"v{i % 2}", "frame": i}
-        regions.append({**key, "leaves_png": cv2.imencode(".png", leaves)[1].tobytes(),
-                        "parent": PARENT, "merge_height": HEIGHT})  # fmt: skip
+        regions.append({
+            **key, "shot": 0, "width": size, "height": size, "edge_source": "synthetic",
+            "n_leaves": 4, "leaves_png": cv2.imencode(".png", leaves)[1].tobytes(),
+            "parent": PARENT, "merge_height": HEIGHT,
+        })  # fmt: skip
         frames.append({
             **key, "shot": 0, "width": size, "height": size, "fg_share": 0.0,
             "frame_jpeg": cv2.imencode(".png", img[:, :, ::-1])[1].tobytes(),
@@ -57,7 +58,7 @@ def write_region_manifest(out: Path, n: int = 8, size: int = 64, seed: int = 0) 
             "border_share": 0.0, "kept": True, "reason": "",
         })  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(regions), out / "regions.parquet")
-    ts = schemas.get("masks")
-    schemas.write_parquet(schemas.table_from_rows(frames, ts), out / "masks.parquet", ts, {})
+    for name, rows in (("regions", regions), ("masks", frames)):
+        ts = schemas.get(name)
+        schemas.write_parquet(schemas.table_from_rows(rows, ts), out / f"{name}.parquet", ts, {})
     return out

@@ -26,6 +26,7 @@ from typing import Any
 import luigi
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from data_manifests import schema as schemas
 from models.data_grouping import FrameColumns, decode_labels, load_frame_table
@@ -35,6 +36,7 @@ from models.manifests import has_table, read_table
 from pipeline import imaging
 from pipeline.learned_edges import edge_map_from_probability
 from tasks.common import StageOutput, shard_count
+from tasks.grouping import EdgeSource, register_edge_source
 from tasks.train import OUTPUT_FILES, _Train
 
 _T = EdgeTargetConfig()
@@ -63,14 +65,6 @@ def frame_sources() -> list[luigi.Task]:
     return [SegmentMotion(shard=i) for i in range(shard_count())]
 
 
-def _shard_tasks(name: str) -> list[luigi.Task]:
-    import tasks as registry
-
-    if not hasattr(registry, name):
-        raise RuntimeError(f"task {name} is not available (issue 14's regions half not merged)")
-    return [getattr(registry, name)(shard=i) for i in range(shard_count())]
-
-
 class TrainEdges(_Train):
     """Edge network from motion edges, re-trained on its own edges for ``rounds`` rounds."""
 
@@ -82,7 +76,9 @@ class TrainEdges(_Train):
                                         "to predict the next round's edges; 0 = as stored")  # fmt: skip
 
     def upstream(self) -> list[luigi.Task]:
-        return [*_shard_tasks("DetectEdges"), *frame_sources()]
+        from tasks.grouping import DetectEdges
+
+        return [*[DetectEdges(shard=i) for i in range(shard_count())], *frame_sources()]
 
     def target_config(self) -> EdgeTargetConfig:
         return EdgeTargetConfig(float(self.edge_threshold), int(self.ignore_radius))
@@ -92,6 +88,9 @@ class TrainEdges(_Train):
         src = self.sources()
         frames = load_frame_table(src, FrameColumns(table=frame_table()))
         motion = read_table([s for s in src if has_table([s], MOTION_TABLE)], MOTION_TABLE)
+        # pairs DetectEdges skipped (flow too small, too large, too uniform) have no edges
+        motion = motion.filter(pc.and_(pc.fill_null(motion.column("kept"), False),
+                                       pc.is_valid(motion.column(MOTION_COLUMN))))  # fmt: skip
         motion = motion.select(["video_id", "frame", MOTION_COLUMN])
         joined = motion.join(frames, keys=["video_id", "frame"], join_type="inner")
         rows = []
@@ -167,9 +166,17 @@ class TrainGrouping(_Train):
     """Zhang & Maire 2020: pixel embeddings from region-tree pixel pairs on mined frames."""
 
     kind = "grouping"
+    edge_source = luigi.Parameter(
+        default="network", description="ComputeRegions' edges: network (TrainEdges) | gradient"
+    )
 
     def upstream(self) -> list[luigi.Task]:
-        return [*_shard_tasks("ComputeRegions"), *frame_sources()]
+        from tasks.grouping import ComputeRegions
+
+        regions = [
+            ComputeRegions(shard=i, edge_source=self.edge_source) for i in range(shard_count())
+        ]
+        return [*regions, *frame_sources()]
 
     def train_config(self) -> Any:
         cfg = super().train_config()
@@ -191,3 +198,14 @@ def _target_row(r: dict[str, Any], target: Any, k: int) -> dict[str, Any]:
     share = float((target == 1).sum()) / max(float(decided.sum()), 1.0)
     return {"video_id": r["video_id"], "frame": int(r["frame"]), "frame_jpeg": r["frame_jpeg"],
             "target_png": imaging.encode_png(target), "round": k, "edge_share": share}  # fmt: skip
+
+
+def _network_edges(task: luigi.Task, deps: list[luigi.Task]) -> Any:
+    """ComputeRegions' ``network`` edge source: TrainEdges' network, thinned."""
+    from models.edge_net import load_edge_net
+
+    net = load_edge_net(deps[0].checkpoint_path())
+    return lambda frame: edge_map_from_probability(predict_edges(net, frame[None])[0])
+
+
+register_edge_source("network", EdgeSource(lambda t: [TrainEdges()], _network_edges))

@@ -180,3 +180,17 @@ def test_grouping_task_learns_region_pairs_and_resumes(tmp_path: Path) -> None:
     # learning: the contrastive loss falls and positives end up closer than negatives
     assert lines[-1]["loss"] < lines[0]["loss"]
     assert lines[-1]["pos_cos"] > lines[-1]["neg_cos"]
+
+
+def test_crop_maps_pixels_where_the_image_puts_them() -> None:
+    from models.data_grouping import Crop
+
+    img = np.zeros((40, 60), np.uint8)
+    img[10, 30] = 255  # one marked pixel
+    for flip in (False, True):
+        crop = Crop(y0=4.0, x0=20.0, side=20.0, size=40, flip=flip)  # 2x zoom
+        out = crop.apply(img, cv2.INTER_NEAREST)
+        (yx,), inside = crop.map_points(np.array([[10, 30]]))
+        assert inside.all() and out[yx[0], yx[1]] == 255
+    (_,), inside = crop.map_points(np.array([[0, 0]]))
+    assert not inside.any()

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from data_manifests import schema as schemas
 from models.data_grouping import decode_labels
 from models.synthetic_regions import write_region_manifest
 from tasks.grouping_train import MOTION_COLUMN, MOTION_TABLE, TrainEdges, TrainGrouping
@@ -28,8 +28,18 @@ def _motion_edges(data: Path) -> None:
         lab = decode_labels(r["leaves_png"]).astype(np.uint8)
         edge = cv2.morphologyEx(lab, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
         png = cv2.imencode(".png", edge.astype(np.uint8) * 255)[1].tobytes()
-        rows.append({"video_id": r["video_id"], "frame": r["frame"], MOTION_COLUMN: png})
-    pq.write_table(pa.Table.from_pylist(rows[:-2]), data / f"{MOTION_TABLE}.parquet")
+        kept = len(rows) < 4  # the last 2 pairs were skipped (no edges)
+        rows.append({
+            "video_id": r["video_id"], "shot": 0, "frame": r["frame"], "width": 64,
+            "height": 64, "next_frame": r["frame"] + 1, "kept": kept,
+            "reason": "" if kept else "too_small", "residual_p99": 2.0, "flow_p99": 2.0,
+            "moving_share": 0.2, "homography_inliers": 100, "detail": "",
+            MOTION_COLUMN: png if kept else None, "orientation_png": None,
+        })  # fmt: skip
+    ts = schemas.get(MOTION_TABLE)
+    schemas.write_parquet(
+        schemas.table_from_rows(rows, ts), data / f"{MOTION_TABLE}.parquet", ts, {}
+    )
 
 
 def test_train_edges_rounds_retrain_on_own_edges_over_every_frame(
