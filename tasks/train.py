@@ -65,7 +65,10 @@ class _Train(StageTask):
     options = luigi.DictParameter(default={}, description="other TrainConfig keys (JSON)")
     nproc = luigi.IntParameter(default=1, significant=False, description="processes; >1: torchrun")
     device = luigi.Parameter(default=_D.device, significant=False)
-    workers = luigi.IntParameter(default=_D.workers, significant=False)
+    # not "workers": a root task's parameter of that name collides with luigi's --workers
+    loader_workers = luigi.IntParameter(
+        default=_D.workers, significant=False, description="loader processes per rank (-1 auto)"
+    )
 
     @property
     def resources(self) -> dict[str, int]:
@@ -96,7 +99,7 @@ class _Train(StageTask):
             task=self.kind, data=self.sources(), out_dir=str(self.work_dir()), trunk=self.trunk,
             steps=self.steps, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
             weight_decay=self.weight_decay, seed=self.seed, amp=self.amp, device=self.device,
-            workers=self.workers, registry=str(videomine().registry),
+            workers=self.loader_workers, registry=str(videomine().registry),
         )  # fmt: skip
         return TrainConfig(**values)
 

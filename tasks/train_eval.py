@@ -99,7 +99,7 @@ DEMO_TRAIN: dict[str, Any] = {
     "steps": 150,
     "batch_size": 32,
     "lr": 0.01,  # 0.05 collapsed on the demo data (all cosines 0.999); 0.01 did not
-    "workers": 1,
+    "loader_workers": 1,
     "options": {
         "trunk_options": {"widths": [16, -1, 32, -1, 64, -1, 64, -1, 64, -1], "batch_norm": True},
         "network": {"hidden": 256, "embed_dim": 128},

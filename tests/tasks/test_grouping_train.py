@@ -48,7 +48,7 @@ def test_train_edges_rounds_retrain_on_own_edges_over_every_frame(
     luigi_config()
     data = write_region_manifest(tmp_path / "data", n=6, size=64)
     _motion_edges(data)  # motion edges for 4 of the 6 frames (2 pairs were skipped)
-    task = TrainEdges(dataset=str(data), rounds=2, steps=2, batch_size=2, workers=0,
+    task = TrainEdges(dataset=str(data), rounds=2, steps=2, batch_size=2, loader_workers=0,
                       options=TINY, device="cpu")  # fmt: skip
     res = build([task])
     assert res.scheduling_succeeded, res.summary_text
@@ -66,7 +66,7 @@ def test_train_edges_rounds_retrain_on_own_edges_over_every_frame(
 def test_train_grouping_on_region_trees(tmp_path: Path, luigi_config: Callable[..., Path]) -> None:
     luigi_config()
     data = write_region_manifest(tmp_path / "data", n=4, size=64)
-    task = TrainGrouping(dataset=str(data), steps=2, batch_size=2, workers=0, options=TINY,
+    task = TrainGrouping(dataset=str(data), steps=2, batch_size=2, loader_workers=0, options=TINY,
                          device="cpu")  # fmt: skip
     res = build([task])
     assert res.scheduling_succeeded, res.summary_text
@@ -74,3 +74,15 @@ def test_train_grouping_on_region_trees(tmp_path: Path, luigi_config: Callable[.
     assert (
         ck["network"]["kind"] == "grouping" and ck["config"]["columns"]["frames_table"] == "masks"
     )
+
+
+def test_train_tasks_parse_as_root_tasks_on_the_command_line() -> None:
+    # a root task's parameter named "workers" collided with luigi's own --workers (argparse
+    # error before anything ran); the loader's is --loader-workers
+    from luigi.cmdline_parser import CmdlineParser
+
+    for name in ("TrainGrouping", "TrainEdges", "TrainMasks"):
+        with CmdlineParser.global_instance(
+            ["--module", "tasks", name, "--loader-workers", "0", "--workers", "2"]
+        ) as cp:
+            assert cp.get_task_obj().loader_workers == 0

@@ -27,7 +27,7 @@ TINY: dict[str, Any] = {
     "network": {"hidden": 16, "embed_dim": 8, "input_size": 32},
     "tensorboard": False, "log_every": 1, "val_fraction": 0.0,
 }  # fmt: skip
-SMALL = dict(steps=3, batch_size=8, workers=0, options=TINY)
+SMALL = dict(steps=3, batch_size=8, loader_workers=0, options=TINY)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_train_transitive_then_evaluate_retrieval(
 ) -> None:
     luigi_config()
     # configured the operator's way, so EvaluateRetrieval(model="transitive") finds this task
-    luigi_config(section="TrainTransitive", dataset=str(pairs), steps=3, batch_size=8, workers=0,
+    luigi_config(section="TrainTransitive", dataset=str(pairs), steps=3, batch_size=8, loader_workers=0,
                  options=json.dumps(TINY))  # fmt: skip
     task = TrainTransitive()
     assert task == TrainTransitive(dataset=str(pairs), **SMALL)
@@ -101,7 +101,7 @@ def test_train_masks_and_context_then_evaluate_masks(
 ) -> None:
     luigi_config()
     data = write_mask_manifest(tmp_path / "masks", n=12)
-    common = dict(steps=2, batch_size=4, workers=0)
+    common = dict(steps=2, batch_size=4, loader_workers=0)
     masks = TrainMasks(
         dataset=str(data), trunk="vgg16", **common,
         options={**TINY, "crop": {"input_size": 64, "mask_size": 16},
@@ -168,7 +168,7 @@ def test_demo_retrieval_from_a_published_dataset(
     publish(str(tmp_path / "mined"), "demo", "1", ["pairs", "nodes"], str(tmp_path / "reg"))
     monkeypatch.delenv("VIDEOMINE_REGISTRY", raising=False)
     luigi_config(registry=str(tmp_path / "reg"))  # in-process only: passed on in the config
-    small = {**train_eval.DEMO_TRAIN, "steps": 3, "batch_size": 8, "workers": 0,
+    small = {**train_eval.DEMO_TRAIN, "steps": 3, "batch_size": 8, "loader_workers": 0,
              "options": {**TINY, "network": {"hidden": 16, "embed_dim": 8, "input_size": 32}}}  # fmt: skip
     monkeypatch.setattr(train_eval, "DEMO_TRAIN", small)
     line = train_eval.demo_retrieval("demo@1", tmp_path / "demo")
