@@ -67,3 +67,27 @@ def test_read_labels_numbers_grey_objects(tmp_path: Path) -> None:
     p.write_bytes(encode_png(arr))
     lab = read_labels(p)
     assert lab[0, 0] == 2 and lab[3, 3] == 1 and lab[1, 1] == 0
+
+
+def test_evaluate_edges_scores_baseline_above_floor_and_lists_each_round(
+    tmp_path: Path, luigi_config: Callable[..., Path]
+) -> None:
+    from models.edge_net import EdgeNet, EdgeNetConfig
+    from tasks.edges_eval import EvaluateEdges
+
+    luigi_config()
+    data, out = tmp_path / "davis", tmp_path / "edges"
+    _write_davis(data)
+    ck = tmp_path / "round0.pt"
+    ckpt_io.save_atomic({"model": EdgeNet(EdgeNetConfig()).state_dict(), "config": {},
+                         "network": {"kind": "edges", "config": {}}}, ck)  # fmt: skip
+    task = EvaluateEdges(data_root=str(data), out_dir=str(out), checkpoints=str(ck), frame_step=3)
+    res = build([task])
+    assert res.scheduling_succeeded, res.summary_text
+    m = json.loads((out / "metrics.json").read_text())
+    src = m["sources"]
+    assert set(src) == {"random (floor)", "gradient (baseline)", "network round0"}
+    assert m["frames"] == 4
+    # the square's outline is a strong colour edge: the baseline beats noise
+    assert src["gradient (baseline)"]["best_f"] > src["random (floor)"]["best_f"] + 0.2
+    assert all(0 < s["oracle_iou"] <= 1 and 1 <= s["leaves"] <= 40 for s in src.values())
