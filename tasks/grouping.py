@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 
 from pipeline import imaging
 from pipeline.edges import EdgeConfig, EdgeMap, gradient_edges, motion_edges_verdict
-from pipeline.regions import RegionConfig, RegionTree, build_tree, ucm_image
+from pipeline.regions import RegionConfig, RegionTree, frame_tree, ucm_image
 from tasks.common import ShardTask, StageOutput, config_from_params, read_stage_table, stage_params
 
 log = logging.getLogger(__name__)
@@ -248,8 +248,7 @@ class ComputeRegions(ShardTask):
             for k, fr in enumerate(shot):
                 try:
                     rgb = fr.rgb()
-                    edges = detect(rgb)
-                    tree = build_tree(edges, rcfg)
+                    tree, edges = frame_tree(rgb, detect, rcfg)
                 except Exception as e:  # one bad frame does not lose the shard
                     log.warning("%s frame %d: regions failed: %s", fr.video_id, fr.frame, e)
                     failed += 1

@@ -107,3 +107,14 @@ def test_oracle_iou_takes_the_best_union_of_leaves() -> None:
     # 190 / (190 + 110) = 0.633
     assert regions.oracle_iou(leaves, mask) == pytest.approx(170 / 220)
     assert regions.oracle_iou(leaves, leaves < 2) == 1.0
+
+
+def test_frame_tree_works_at_work_size_and_returns_frame_size_leaves() -> None:
+    img = np.repeat(np.repeat(_blocks(), 4, axis=0), 4, axis=1)  # 240 x 360
+    cfg = regions.RegionConfig(max_leaves=3, work_side=90, min_leaf_area=0.0)
+    tree, edge = regions.frame_tree(img, lambda f: edges.gradient_edges(f, edges.EdgeConfig()), cfg)
+    assert edge.strength.shape == (60, 90)  # edges computed on the shrunk frame
+    assert tree.leaves.shape == (240, 360) and tree.n_leaves == 3
+    a, b, c = (int(tree.leaves[120, x]) for x in (40, 180, 320))
+    d = regions.leaf_distance(tree)
+    assert d[a, b] < d[a, c] == d[b, c]

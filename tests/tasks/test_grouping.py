@@ -11,10 +11,18 @@ import numpy as np
 import pytest
 
 from pipeline import imaging
+from pipeline.edges import EdgeMap
 from pipeline.regions import leaf_distance
 from pipeline.synthetic import SyntheticConfig, generate, write_video
 from tasks import common
-from tasks.grouping import ComputeRegions, DetectEdges, tree_from_row
+from tasks.grouping import (
+    EDGE_SOURCES,
+    ComputeRegions,
+    DetectEdges,
+    EdgeSource,
+    register_edge_source,
+    tree_from_row,
+)
 from tests.conftest import build
 
 CLIP = SyntheticConfig(height=120, width=160, n_frames=24, object_size=48,
@@ -67,6 +75,18 @@ def test_detect_edges_and_compute_regions(
     assert d.shape == (tree.n_leaves, tree.n_leaves)
     assert (Path(edges_task.output().path) / "edges.png").is_file()
     assert (Path(regions_task.output().path) / "ucm.png").is_file()
+    # another edge source joins by name (as the trained edge network does): a flat edge
+    # map gives one-leaf trees, and its rows say which source built them
+    flat = EdgeSource(lambda t: [], lambda t, deps: lambda f: EdgeMap(
+        np.zeros(f.shape[:2], np.float32), np.zeros(f.shape[:2], np.float32)))  # fmt: skip
+    register_edge_source("flat_for_test", flat)
+    try:
+        other = ComputeRegions(shard=0, max_leaves=12, edge_source="flat_for_test")
+        assert build([other]).scheduling_succeeded
+        rows = common.read_stage_table(other.output(), "regions").to_pylist()
+        assert {(r["edge_source"], r["n_leaves"]) for r in rows} == {("flat_for_test", 1)}
+    finally:
+        EDGE_SOURCES.pop("flat_for_test")
 
 
 def test_unknown_edge_source_lists_the_valid_ones(luigi_config: Callable[..., Path]) -> None:
