@@ -54,6 +54,9 @@ class EdgeNet(nn.Module):
         trunk = build_trunk(cfg.trunk, **cfg.trunk_options)
         assert isinstance(trunk, ResNet18)
         self.trunk = trunk
+        # layer4 is not used: frozen, so DDP does not wait for its gradients; kept (at its
+        # seeded init) so the trunk's state dict stays a whole ResNet-18 for load_checkpoint_trunk
+        trunk.layer4.requires_grad_(False)
         sides = [nn.Conv2d(c, 1, kernel_size=1) for c in (64, 64, 128, 256)]
         g = torch.Generator().manual_seed(trunk.config.init_seed + 1)
         for conv in sides:

@@ -50,6 +50,9 @@ class GroupingNet(nn.Module):
         trunk = build_trunk(cfg.trunk, **cfg.trunk_options)
         assert isinstance(trunk, ResNet18)
         self.trunk = trunk
+        # layer4 is not used: frozen, so DDP does not wait for its gradients; kept (at its
+        # seeded init) so the trunk's state dict stays a whole ResNet-18 for load_checkpoint_trunk
+        trunk.layer4.requires_grad_(False)
         self.proj2 = _projection(128, cfg.proj_channels)
         self.proj3 = _projection(256, cfg.proj_channels)
         self.embed = nn.Conv2d(2 * cfg.proj_channels, cfg.embed_dim, kernel_size=3, padding=1)

@@ -87,7 +87,10 @@ def test_grouping_net_shape_and_trunk_layout() -> None:
         out = net(torch.zeros(2, 3, 64, 96))
     assert out.shape == (2, 32, 16, 24)
     assert any(k.startswith("trunk.layer3.") for k in net.state_dict())
-    assert not any(k.startswith("trunk.layer4.") for k in net.state_dict() if "proj" in k)
+    # layer4 is unused: frozen (DDP would wait for its gradients), still in the state dict
+    trainable = {n for n, p in net.named_parameters() if p.requires_grad}
+    assert not any(n.startswith("trunk.layer4.") for n in trainable)
+    assert any(k.startswith("trunk.layer4.") for k in net.state_dict())
     with pytest.raises(KeyError, match="resnet18"):
         GroupingNet(GroupingNetConfig(trunk="vgg16"))
 
