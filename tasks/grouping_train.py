@@ -72,6 +72,11 @@ class TrainEdges(_Train):
     rounds = luigi.IntParameter(default=4, description="training rounds (Li et al. 2016: 4)")
     edge_threshold = luigi.FloatParameter(default=_T.threshold, description="edge if > this")
     ignore_radius = luigi.IntParameter(default=_T.ignore_radius, description="px ignored by edges")
+    edge_share_match = luigi.BoolParameter(
+        default=True,
+        parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+        description="rounds > 0 keep at most round 0's mean edge share per frame (true|false)",
+    )
     predict_height = luigi.IntParameter(default=0, description="frames resized to this height "
                                         "to predict the next round's edges; 0 = as stored")  # fmt: skip
 
@@ -101,8 +106,9 @@ class TrainEdges(_Train):
             raise ValueError(f"{self.task_id}: no motion-edge frame has a frame to train on")
         return schemas.table_from_rows(rows, schemas.get("edge_targets"))
 
-    def next_round(self, net_path: Path, frames: pa.Table, k: int) -> pa.Table:
-        """Round ``k`` targets: the round k-1 network's thinned edges on every frame."""
+    def next_round(self, net_path: Path, frames: pa.Table, k: int, share: float) -> pa.Table:
+        """Round ``k`` targets: the round k-1 network's thinned edges on every frame, at most
+        ``share`` of each frame's pixels (the strongest; ``edge_share_match``)."""
         from models.edge_net import load_edge_net
 
         net = load_edge_net(net_path)
@@ -117,7 +123,11 @@ class TrainEdges(_Train):
 
                 prob = cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
             thin = edge_map_from_probability(prob).strength
-            rows.append(_target_row(r, edge_target(thin, self.target_config()), k))
+            cfg = self.target_config()
+            if self.edge_share_match and share > 0:
+                q = float(np.quantile(thin, 1.0 - share))
+                cfg = dataclasses.replace(cfg, threshold=max(cfg.threshold, q))
+            rows.append(_target_row(r, edge_target(thin, cfg), k))
             if i % 50 == 0:
                 self.set_status_message(f"round {k} targets: {i}/{frames.num_rows} frames")
         return schemas.table_from_rows(rows, schemas.get("edge_targets"))
@@ -132,8 +142,9 @@ class TrainEdges(_Train):
             data = rdir / "edge_targets.parquet"
             if not data.is_file():
                 rdir.mkdir(parents=True, exist_ok=True)
-                table = self.round_zero() if k == 0 else self.next_round(
-                    work / f"round{k - 1}" / "checkpoint.pt", frames, k)  # fmt: skip
+                prev = work / f"round{k - 1}" / "checkpoint.pt"
+                share = rounds[0]["edge_share"] if rounds else 0.0
+                table = self.round_zero() if k == 0 else self.next_round(prev, frames, k, share)
                 tmp = rdir / ".edge_targets.parquet.tmp"
                 schemas.write_parquet(table, tmp, schemas.get("edge_targets"), {"round": k})
                 tmp.replace(data)

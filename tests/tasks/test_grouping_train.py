@@ -57,6 +57,8 @@ def test_train_edges_rounds_retrain_on_own_edges_over_every_frame(
     # round 0: the frames with motion edges; round 1: the network's edges on every frame
     assert [r["round"] for r in rounds] == [0, 1] and [r["frames"] for r in rounds] == [4, 6]
     assert 0 < rounds[0]["edge_share"] < 0.5
+    # later rounds keep at most round 0's edge share per frame (an untrained net over-fires)
+    assert rounds[1]["edge_share"] <= 1.5 * rounds[0]["edge_share"]
     last = pq.read_table(out / "edge_targets.parquet")
     assert set(last.column("round").to_pylist()) == {1}
     ck = torch.load(out / "checkpoint.pt", weights_only=True)
