@@ -156,6 +156,8 @@ class TrainEdges(_Train):
         last = work / f"round{int(self.rounds) - 1}"
         for name in OUTPUT_FILES:
             shutil.copy2(last / name, out.path / name)
+        for k in range(int(self.rounds)):  # every round's network, for EvaluateEdges
+            shutil.copy2(work / f"round{k}" / "checkpoint.pt", out.path / f"round{k}.pt")
         shutil.copy2(last / "edge_targets.parquet", out.path / "edge_targets.parquet")
         (out.path / "rounds.json").write_text(json.dumps(rounds, indent=1))
         out.note("rounds", rounds)

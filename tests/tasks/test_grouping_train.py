@@ -63,6 +63,7 @@ def test_train_edges_rounds_retrain_on_own_edges_over_every_frame(
     assert set(last.column("round").to_pylist()) == {1}
     ck = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ck["network"]["kind"] == "edges" and ck["step"] == 2
+    assert (out / "round0.pt").is_file() and (out / "round1.pt").is_file()
 
 
 def test_train_grouping_on_region_trees(tmp_path: Path, luigi_config: Callable[..., Path]) -> None:
