@@ -4,7 +4,8 @@ Files: synthetic H.264 clips (pipeline.synthetic, x264 crf 18, 25 fps) written t
 dir. Measured:
 
 - FetchVideos per-video work on local files (`pipeline.ingest.fetch_one`: sha256 + probe),
-  with the default probe (demux count + first/last frame decoded) and with
+  with the default probe (demux count + first/last frame decoded, in a child process so a
+  decoder crash costs one row), the same probe in-process (the child's cost), and with
   probe_count="decode" (every frame decoded);
 - decoding alone (every frame, native size) with decord and with PyAV: the floor for a
   probe that decodes everything;
@@ -98,8 +99,10 @@ def main(quick: bool = False) -> str:
         total = n_clips * n_frames
         _decode_all(small[:1], "decord")  # warm-up: imports, codec init
         for what, fn in [
-            ("FetchVideos probe (default: demux count + end frames)",
+            ("FetchVideos probe (default: demux count + end frames, in a child process)",
              lambda: _fetch_all(small, ProbeConfig(), d)),
+            ("FetchVideos probe in-process (probe_isolated=false)",
+             lambda: _fetch_all(small, ProbeConfig(probe_isolated=False), d)),
             ("FetchVideos probe (probe_count=decode)",
              lambda: _fetch_all(small, ProbeConfig(probe_count="decode"), d)),
             ("decode alone, decord (every frame)", lambda: _decode_all(small, "decord")),
@@ -118,7 +121,7 @@ def main(quick: bool = False) -> str:
             sec, frames = _timed(fn, repeats)
             assert frames == big_total, (what, frames, big_total)
             seq.append((what, sec))
-    decode_alone = rows[2][1]
+    decode_alone = next(sec for what, sec, _, _ in rows if what.startswith("decode alone, decord"))
     lines = [
         f"FetchVideos probe vs decoding, {n_clips} local H.264 clips of {n_frames} frames "
         f"320x240 ({mb:.1f} MB), one process, best of {repeats}:",

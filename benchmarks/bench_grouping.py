@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.timing import best_of
-from models import dist, steps
+from models import dist, methods, steps
 from models.config import TrainConfig
 from models.data_grouping import (
     CropConfig,
@@ -27,7 +27,6 @@ from models.data_grouping import (
     collate_grouping,
     load_regions,
 )
-from models.losses import RankingLossConfig
 from models.synthetic_regions import write_region_manifest
 from models.train import _autocast_dtype, build_model
 
@@ -76,7 +75,7 @@ def main(quick: bool = False) -> str:
             model = model.to(device)
             sc = steps.StepContext(
                 dist.DistContext(0, 1, 0, device, None), device, device.type == "cuda",
-                _autocast_dtype(cfg, device), RankingLossConfig(), 0, False, 0,
+                _autocast_dtype(cfg, device), methods.get(task).loss_config(cfg), 0, False, 0,
             )  # fmt: skip
             if sc.channels_last:
                 model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -86,7 +85,7 @@ def main(quick: bool = False) -> str:
             def run(n: int, model: torch.nn.Module = model, b: dict = b, task: str = task,
                     sc: steps.StepContext = sc, opt: torch.optim.Optimizer = opt) -> None:  # fmt: skip
                 for i in range(n):
-                    loss, _ = steps.STEPS[task](model, b, i, sc)
+                    loss, _ = methods.get(task).step(model, b, i, sc)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()  # type: ignore[no-untyped-call]
                     opt.step()

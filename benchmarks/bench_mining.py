@@ -14,7 +14,10 @@ static clip), written once. In one process it measures
   the image when the window exceeds 80x80 and does not pad its FFT), with Intel IPP on
   (OpenCV's default) and off (how the stage runs KCF);
 - where the time goes: each stage's steps in seconds on the moving clip (cProfile);
-- the ``workers`` option (threads) beside the single-core figures (the goal is per core).
+- the ``workers`` option (threads) beside the single-core figures (the goal is per core);
+- real footage: the dev tracking videos (``../shared/devdata/tracking/*.mp4``, or
+  ``$VIDEOMINE_DEVDATA/tracking``) mined with the defaults before issue 11 and with today's,
+  in one run, each as its ratio to decoding the same clips (it must not fall).
 
 `python -m benchmarks mining [--quick]`
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import cProfile
 import dataclasses
+import os
 import pstats
 import tempfile
 import time
@@ -129,14 +133,14 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
 
 def _stage_seconds(
     path: Path, mcfg: MotionConfig, tcfg: TrackingConfig, workers: int, repeat: int
-) -> tuple[list[float], int, int]:
+) -> tuple[list[float], int, int, int]:
     """Best of ``repeat`` (each a decode-only pass, DetectMotion, TrackObjects in a row, so
     that all three see the same load): wall and CPU seconds, in the order decode wall, decode
-    CPU, motion wall, motion CPU, tracking wall, tracking CPU; the number of seeds and of
-    frames."""
+    CPU, motion wall, motion CPU, tracking wall, tracking CPU; the number of seeds, of
+    frames and of kept tracks."""
     best = [float("inf")] * 6
     seeds: list[dict[str, Any]] = []
-    n_frames = 0
+    n_frames = n_kept = 0
 
     def decode() -> int:
         with VideoReader(path, height=mcfg.frame_height) as r:
@@ -151,9 +155,10 @@ def _stage_seconds(
     for _ in range(repeat):
         dw, dc, n_frames = _timed(decode)
         mw, mc, seeds = _timed(motion)
-        tw, tc, _ = _timed(tracking)
+        tw, tc, (tracks, _) = _timed(tracking)
+        n_kept = sum(t["kept"] for t in tracks)
         best = [min(a, b) for a, b in zip(best, (dw, dc, mw, mc, tw, tc), strict=True)]
-    return best, len(seeds), n_frames
+    return best, len(seeds), n_frames, n_kept
 
 
 def _cum(st: pstats.Stats, file: str, func: str, caller: str | None = None) -> float:
@@ -229,6 +234,61 @@ def _where(path: Path, mcfg: MotionConfig, tcfg: TrackingConfig) -> list[tuple[s
     return rows
 
 
+# The mining defaults before issue 11 (what the real-footage row compares against).
+BEFORE_ISSUE_11_TRACKING = {"detect_thresh": 0.5, "max_upscale": 1e9, "track_box": 96}
+BEFORE_ISSUE_11_MOTION: dict[str, Any] = {
+    "min_moving_fraction": 0.25,
+    "prefilter_max_fraction": 0.7,
+    "epipolar_threshold": 0.0,
+}
+
+
+def devdata() -> Path:
+    """The dev set: ``$VIDEOMINE_DEVDATA``, else ``../shared/devdata`` beside the repo."""
+    env = os.environ.get("VIDEOMINE_DEVDATA")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "devdata"
+
+
+def _real_rows(quick: bool) -> list[str]:
+    """Mining the dev tracking videos with the old and the new defaults, one run: decode,
+    DetectMotion and TrackObjects seconds (CPU, all threads) summed over the clips."""
+    clips = sorted((devdata() / "tracking").glob("*.mp4"))[: 2 if quick else None]
+    if not clips:
+        return ["", f"(no dev tracking videos under {devdata()}: real-footage row skipped)"]
+    new_m, new_t = MotionConfig(), TrackingConfig()
+    configs = {
+        "before issue 11": (
+            dataclasses.replace(new_m, **BEFORE_ISSUE_11_MOTION),
+            dataclasses.replace(new_t, **BEFORE_ISSUE_11_TRACKING),
+        ),
+        "today's defaults": (new_m, new_t),
+    }
+    lines = [
+        "",
+        f"Real footage: {len(clips)} dev tracking videos ({', '.join(c.stem for c in clips)}), "
+        "1 worker, CPU seconds summed over the clips (best of 1 per clip: decode, DetectMotion "
+        "and TrackObjects back to back, so all three see the same load).",
+        "",
+        "| defaults | frames | decode fps @448 | DetectMotion fps | seeds | kept tracks "
+        "| TrackObjects fps | ratio to decode (CPU) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, (mcfg, tcfg) in configs.items():
+        tot = np.zeros(6)
+        n_frames = n_seeds = n_kept = 0
+        for c in clips:
+            secs, k, nf, kept = _stage_seconds(c, mcfg, tcfg, 1, 1)
+            tot += secs
+            n_frames, n_seeds, n_kept = n_frames + nf, n_seeds + k, n_kept + kept
+        _, dc, _, mc, _, tc = tot
+        lines.append(
+            f"| {name} | {n_frames} | {n_frames / dc:.0f} | {n_frames / mc:.0f} | {n_seeds} "
+            f"| {n_kept} | {n_frames / tc if n_seeds else float('inf'):.0f} "
+            f"| {dc / (mc + tc):.3f} |"
+        )
+    return lines
+
+
 def main(quick: bool = False) -> str:
     n = 90 if quick else 300
     repeat = 1 if quick else 3  # best of 3: the machine is shared
@@ -242,7 +302,7 @@ def main(quick: bool = False) -> str:
             f"{n // 2}: object over a pan, static, pure pan, all-moving); defaults of MotionConfig / "
             f"TrackingConfig (frame_step={motion_cfg.frame_step}, flow={motion_cfg.flow_method}, "
             f"homography={motion_cfg.ransac_method}, track_box={track_cfg.track_box}); "
-            f"best of {repeat}. workers = threads per stage (the `workers` task parameter); "
+            f"best of {repeat}. workers = threads per stage (the `threads` task parameter); "
             "the goal is per core: workers 1, and the CPU-time ratio (decoding's CPU seconds "
             "over the stages', all threads counted) is the per-core figure on a shared machine.",
             "",
@@ -257,7 +317,7 @@ def main(quick: bool = False) -> str:
         )  # moving, 1 worker: decode s, track s, seeds
         for name, path in vids.items():
             for workers in (1, 2):
-                (dw, dc, mw, mc, tw, tc), k, nf = _stage_seconds(
+                (dw, dc, mw, mc, tw, tc), k, nf, _ = _stage_seconds(
                     path, motion_cfg, track_cfg, workers, repeat
                 )
                 if name == "moving" and workers == 1:
@@ -319,6 +379,7 @@ def main(quick: bool = False) -> str:
         "|---|---|---|---|",
     ]
     lines += [f"| {b} | {w} | {on:.1f} | {off:.1f} |" for b, w, on, off in kcf]
+    lines += _real_rows(quick)
     table = "\n".join(lines)
     print(table)
     return table

@@ -74,7 +74,7 @@ def colour_features(frames: np.ndarray, stride: int = 8) -> np.ndarray:
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 
 
-def _speed(frames: np.ndarray) -> list[str]:
+def _speed(frames: np.ndarray, source: str) -> list[str]:
     from benchmarks.timing import best_of
     from pipeline import edges, propagation, regions
 
@@ -102,7 +102,7 @@ def _speed(frames: np.ndarray) -> list[str]:
              lambda cfg=cfg: propagation.propagate(feats, mask, cfg), len(feats) - 1, 1)
         )  # fmt: skip
     rows = [
-        f"One core ({h}x{w} DAVIS frame; OpenCV and BLAS at 1 thread). CPU s is the process's "
+        f"One core ({h}x{w} {source} frame; OpenCV and BLAS at 1 thread). CPU s is the process's "
         "CPU time (the one-core cost); wall s is inflated when other jobs share the cores.",
         "",
         "| step | CPU s/frame | frames/s (CPU) | wall s/frame |",
@@ -223,7 +223,7 @@ def main(quick: bool = False) -> str:
         frames = _load(paths[10:12])
     else:
         frames = generate(SyntheticConfig(height=480, width=854, n_frames=2, seed=0)).frames
-    rows = _speed(frames)
+    rows = _speed(frames, "DAVIS" if root is not None else "synthetic")
     if root is None:
         rows += ["", "_No DAVIS data (set VIDEOMINE_DAVIS): real-frame checks skipped._"]
     else:

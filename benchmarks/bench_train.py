@@ -28,8 +28,8 @@ from torch.utils.data import DataLoader
 
 from models import dist, steps
 from models.config import TrainConfig
-from models.data_pairs import PairDataset, collate_pairs, load_pairs
-from models.losses import RankingLossConfig
+from models.methods.ranking import RankingLossConfig, ranking_step
+from models.methods.ranking_pairs import PairDataset, collate_pairs, load_pairs
 from models.sampling import GlobalBatchSampler
 from models.synthetic import SyntheticPatchConfig, write_pair_manifest
 from models.train import _autocast_dtype, build_model, resolve_workers, serial_opencv
@@ -53,7 +53,7 @@ def _run(
         torch.cuda.synchronize()
     t0 = time.perf_counter()
     for i in range(n):
-        loss, _ = steps.ranking_step(model, next(it), 100 + i, sc)
+        loss, _ = ranking_step(model, next(it), 100 + i, sc)
         opt.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         opt.step()

@@ -8,6 +8,12 @@ tracemalloc (numpy buffers) and the process's max RSS. Reference points measured
 same run: scikit-image SLIC and the original per-superpixel descriptor loop (scikit-image
 HOG + np.histogram per patch) on one frame, and the size of the original dense
 transition matrix.
+
+Real section (``benchmarks.unlc_real``): when the dev DAVIS folder exists
+(``$VIDEOMINE_DAVIS``, default ``/work/devx/davis``, expanded from ``../shared/devdata``),
+our defaults, the authors' ``videoseg`` preset and each departure set back alone, scored
+beside the compensated-flow floor and the centre rectangle (``--quick``: ours and the preset
+only).
 """
 
 from __future__ import annotations
@@ -140,6 +146,13 @@ def main(quick: bool = False) -> str:
         f"(tracemalloc; the frames themselves are {frames.nbytes / 1e6:.0f} MB), "
         f"max RSS grew {max(rss1 - rss0, 0) / 1e3:.0f} MB.",
     ]
+    davis = Path(os.environ.get("VIDEOMINE_DAVIS", "/work/devx/davis"))
+    if (davis / "JPEGImages").is_dir():
+        from benchmarks.unlc_real import load_davis, table
+
+        lines += ["", table(load_davis(davis), quick=quick)]
+    else:
+        lines += ["", f"(real section skipped: no DAVIS folder at {davis})"]
     out = "\n".join(lines)
     print(out)
     return out

@@ -1,8 +1,14 @@
 """``python -m data_manifests list | show NAME[@VERSION] | verify NAME@VERSION | pull NAME@VERSION DEST``.
 
 The registry is ``--registry URL``, else ``$VIDEOMINE_REGISTRY``, else ``[videomine]
-registry`` in luigi.cfg. Exit status: 0 fine, 1 a verification or pull found problems,
-2 bad input (unknown dataset, no registry, ...).
+registry`` in luigi.cfg. Exit status (docs/datasets.md):
+
+- 0: fine (``list`` of an empty registry directory included);
+- 1: ``verify`` or ``pull`` found problems in the dataset;
+- 2: bad input: unknown dataset or version, malformed NAME@VERSION, no registry
+  configured, a non-empty pull destination;
+- 3: the registry cannot be used: it does not exist (a mistyped path), is a file, is a
+  directory that is not a registry, or cannot be read.
 """
 
 from __future__ import annotations
@@ -16,9 +22,17 @@ from collections.abc import Sequence
 from tqdm import tqdm
 
 from data_manifests.manifest import ManifestError
-from data_manifests.registry import DatasetMissingError, Registry, UnknownDatasetError, parse_ref
+from data_manifests.registry import (
+    DatasetMissingError,
+    Registry,
+    RegistryUnavailableError,
+    UnknownDatasetError,
+    parse_ref,
+)
 from data_manifests.storage import open_store, sha256_bytes
 from data_manifests.verify import verify
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_BAD_INPUT, EXIT_REGISTRY = 0, 1, 2, 3
 
 
 def _size(n: int) -> str:
@@ -46,17 +60,17 @@ def cmd_list(reg: Registry, args: argparse.Namespace) -> int:
     entries = reg.entries()
     if args.json:
         print(json.dumps([json.loads(e.to_json()) for e in entries], indent=2))
-        return 0
+        return EXIT_OK
     if not entries:
         print(f"no datasets in {reg.url}")
-        return 0
+        return EXIT_OK
     print(f"{'dataset':<32} {'owner':<12} {'created':<25} {'size':>10}  location")
     for e in entries:
         print(
             f"{e.ref:<32} {e.owner:<12} {e.created_at:<25} {_size(e.total_bytes):>10}  "
             f"{reg.dataset_store(e).url}"
         )
-    return 0
+    return EXIT_OK
 
 
 def cmd_show(reg: Registry, args: argparse.Namespace) -> int:
@@ -64,7 +78,7 @@ def cmd_show(reg: Registry, args: argparse.Namespace) -> int:
     m = reg.manifest(entry)
     if args.json:
         print(m.to_json().decode(), end="")
-        return 0
+        return EXIT_OK
     print(f"{entry.ref}  (versions: {', '.join(reg.versions(entry.name))})")
     print(f"  owner       {entry.owner}")
     print(f"  created     {entry.created_at}")
@@ -84,7 +98,7 @@ def cmd_show(reg: Registry, args: argparse.Namespace) -> int:
         )
     if m.pair_types:
         print("  pairs by type  " + ", ".join(f"{k}: {v}" for k, v in sorted(m.pair_types.items())))
-    return 0
+    return EXIT_OK
 
 
 def cmd_verify(reg: Registry, args: argparse.Namespace) -> int:
@@ -93,7 +107,7 @@ def cmd_verify(reg: Registry, args: argparse.Namespace) -> int:
     with _bar(total, "verify") as bar:
         report = verify(args.ref, reg, progress=bar.update)
     print(report)
-    return 0 if report.ok else 1
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
 
 
 def cmd_pull(reg: Registry, args: argparse.Namespace) -> int:
@@ -107,7 +121,7 @@ def cmd_pull(reg: Registry, args: argparse.Namespace) -> int:
         print(
             f"error: {dest.url} exists and is not empty; pull into a new directory", file=sys.stderr
         )
-        return 2
+        return EXIT_BAD_INPUT
     bad = []
     with _bar(entry.total_bytes, "pull") as bar:
         for f in m.all_files():
@@ -127,11 +141,11 @@ def cmd_pull(reg: Registry, args: argparse.Namespace) -> int:
             "pulled with problems (bad files were not copied):\n  " + "\n  ".join(bad),
             file=sys.stderr,
         )
-        return 1
+        return EXIT_PROBLEMS
     print(
         f"pulled {entry.ref}: {len(m.all_files()) + 1} files, {_size(entry.total_bytes)} to {dest.url}"
     )
-    return 0
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -152,10 +166,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {"list": cmd_list, "show": cmd_show, "verify": cmd_verify, "pull": cmd_pull}
     try:
         reg = Registry(args.registry)
+        reg.check_readable()  # a mistyped registry is an error, not an empty one
         return commands[args.cmd](reg, args)
+    except RegistryUnavailableError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_REGISTRY
     except (UnknownDatasetError, DatasetMissingError, ManifestError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

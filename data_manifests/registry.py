@@ -35,6 +35,7 @@ __all__ = [
     "DatasetMissingError",
     "Entry",
     "Registry",
+    "RegistryUnavailableError",
     "UnknownDatasetError",
     "parse_ref",
     "registry_url",
@@ -54,6 +55,11 @@ class DatasetExistsError(FileExistsError):
 
 class DatasetMissingError(FileNotFoundError):
     """A catalog entry whose dataset directory or manifest is gone or altered."""
+
+
+class RegistryUnavailableError(OSError):
+    """The registry location cannot be read as a registry: it does not exist (a mistyped
+    path), is a file, is a directory that is not a registry, or cannot be read."""
 
 
 def check_name(kind: str, value: str) -> str:
@@ -141,9 +147,40 @@ class Registry:
         """Drop fsspec's listing cache: other publishers commit behind our back."""
         self.store.fs.invalidate_cache(self.store.path("catalog"))
 
+    def check_readable(self, allow_missing: bool = False) -> None:
+        """Raise :class:`RegistryUnavailableError` unless the location is a registry (an
+        empty directory is one: nothing published yet). ``allow_missing``: a location that
+        does not exist passes (a registry ``publish`` will create)."""
+        fs, root, url = self.store.fs, self.store.root, self.url
+        how = f"(from --registry, ${ENV_VAR} or [videomine] registry in luigi.cfg)"
+        try:
+            if fs.isfile(root):
+                raise RegistryUnavailableError(
+                    f"registry {url} is a file, not a registry directory {how}"
+                )
+            if not fs.isdir(root) and not allow_missing:
+                raise RegistryUnavailableError(
+                    f"registry {url} does not exist {how}: check the path for a typo; "
+                    "publishing creates it"
+                )
+            if fs.isdir(root) and not fs.isdir(self.store.path("catalog")) and fs.ls(root):
+                raise RegistryUnavailableError(
+                    f"{url} is not a videomine registry: it holds files but no catalog/ {how}"
+                )
+        except RegistryUnavailableError:
+            raise
+        except OSError as e:
+            raise RegistryUnavailableError(f"registry {url} cannot be read: {e}") from e
+
     def names(self) -> list[str]:
         self._fresh()
-        return [n for n in self.store.listdir("catalog") if _SAFE.match(n)]
+        self.check_readable(allow_missing=True)
+        if not self.store.exists("catalog"):
+            return []  # an empty registry directory: nothing published yet
+        try:
+            return [n for n in self.store.listdir("catalog") if _SAFE.match(n)]
+        except OSError as e:
+            raise RegistryUnavailableError(f"registry {self.url} cannot be read: {e}") from e
 
     def versions(self, name: str) -> list[str]:
         """Committed versions of ``name``, oldest first."""
@@ -175,6 +212,8 @@ class Registry:
         if name not in names:
             close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
+            if not names and not self.store.exists():
+                hint = " (the registry does not exist: a mistyped path?)"
             raise UnknownDatasetError(
                 f"no dataset {name!r} in registry {self.url}{hint} (datasets: {names})"
             )

@@ -31,6 +31,7 @@ __all__ = [
     "TableSchema",
     "conform",
     "get",
+    "schema_differences",
     "read_parquet",
     "register",
     "table_from_rows",
@@ -222,6 +223,35 @@ def check_compatible(file_schema: pa.Schema, ts: TableSchema, source: str) -> No
                 f"{source}: lacks required column {f.name!r} of table {ts.name!r} "
                 f"v{ts.version}: the change is not additive"
             )
+
+
+def schema_differences(found: pa.Schema, expected: pa.Schema) -> list[str]:
+    """How a file's columns differ from ``expected`` (empty: the same names, order, types
+    and nullability). A missing column with an extra one of the same type in its place is
+    reported as renamed."""
+    want = {f.name: f for f in expected}
+    have = {f.name: f for f in found}
+    missing = [f for f in expected if f.name not in have]
+    extra = [f for f in found if f.name not in want]
+    out = []
+    for m in missing:
+        i = expected.get_field_index(m.name)
+        x = found.field(i) if i < len(found) else None
+        if x is not None and x in extra and x.type.equals(m.type):
+            out.append(f"column {m.name!r} renamed to {x.name!r}")
+            extra.remove(x)
+        else:
+            out.append(f"missing column {m.name!r} ({m.type})")
+    out += [f"extra column {x.name!r} ({x.type})" for x in extra]
+    for f in found:
+        w = want.get(f.name)
+        if w is not None and not f.type.equals(w.type):
+            out.append(f"column {f.name!r} retyped: {f.type}, declared {w.type}")
+        elif w is not None and f.nullable != w.nullable:
+            out.append(f"column {f.name!r} nullable={f.nullable}, declared {w.nullable}")
+    if not out and found.names != expected.names:
+        out.append(f"columns reordered: {found.names}, declared {expected.names}")
+    return out
 
 
 def read_parquet(where: str | Path | BinaryIO, ts: TableSchema) -> pa.Table:

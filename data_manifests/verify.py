@@ -4,6 +4,10 @@ Every file the manifest lists is re-hashed; a missing file, a file shorter than 
 (truncated in transit), any other size or sha256 difference (tampered), a Parquet footer
 that does not match the recorded schema or row count, and files the manifest does not list
 are reported by path. The manifest itself is checked against the hash in the catalog entry.
+
+A Parquet file whose bytes changed is still opened: when its footer reads, the file was
+rewritten, not cut short, and a column renamed, added, dropped or retyped against the
+declared schema is reported first ("schema mismatch: ..."), then the byte difference.
 """
 
 from __future__ import annotations
@@ -18,7 +22,13 @@ import pyarrow.parquet as pq
 
 from data_manifests.manifest import FileEntry, ManifestError, TableEntry
 from data_manifests.registry import DatasetMissingError, Registry
-from data_manifests.schema import SchemaError, check_compatible, file_schema_info, get
+from data_manifests.schema import (
+    SchemaError,
+    check_compatible,
+    file_schema_info,
+    get,
+    schema_differences,
+)
 from data_manifests.storage import Store, sha256_file
 
 __all__ = ["Problem", "VerifyReport", "verify"]
@@ -72,16 +82,25 @@ def _check_file(store: Store, f: FileEntry) -> str | None:
     return None
 
 
-def _check_parquet(store: Store, table: str, t: TableEntry, f: FileEntry) -> list[str]:
-    """Schema and row count of one intact Parquet file against the manifest and the code."""
+def _footer(store: Store, f: FileEntry) -> tuple[pa.Schema, int] | None:
+    """(arrow schema, rows) from a Parquet file's footer; None when it does not read."""
+    try:
+        with store.fs.open(store.path(f.path), "rb") as fh:
+            pf = pq.ParquetFile(fh)
+            return pf.schema_arrow, int(pf.metadata.num_rows)
+    except (OSError, pa.ArrowException):
+        return None
+
+
+def _check_parquet(t: TableEntry, f: FileEntry, schema: pa.Schema, rows: int) -> list[str]:
+    """Schema and row count of one Parquet file against the manifest and the code."""
     out = []
-    with store.fs.open(store.path(f.path), "rb") as fh:
-        pf = pq.ParquetFile(fh)
-        schema: pa.Schema = pf.schema_arrow
-        rows = pf.metadata.num_rows
-    recorded = t.arrow_schema()
-    if not schema.remove_metadata().equals(recorded.remove_metadata()):
-        out.append(f"schema {schema.names} differs from the manifest's {recorded.names}")
+    diffs = schema_differences(schema, t.arrow_schema())
+    if diffs:
+        out.append(
+            f"schema mismatch: differs from the manifest's {t.schema_name} "
+            f"v{t.schema_version}: {'; '.join(diffs)}"
+        )
     name, version, _ = file_schema_info(schema)
     if (name, version) != (t.schema_name, t.schema_version):
         out.append(
@@ -103,17 +122,30 @@ def _verify_bytes(
     store: Store,
     f: FileEntry,
     progress: Callable[[int], None] | None,
-) -> bool:
-    """Re-hash one file into ``report``; True when its bytes are intact."""
+) -> str | None:
+    """Re-hash one file, counting it in ``report``; why its bytes are not intact, or None."""
     report.files_checked += 1
     reason = _check_file(store, f)
     if progress is not None:
         progress(f.bytes)
-    if reason is not None:
-        report.problems.append(Problem(f.path, reason))
-        return False
-    report.bytes_checked += f.bytes
-    return True
+    if reason is None:
+        report.bytes_checked += f.bytes
+    return reason
+
+
+def _table_file_problems(
+    store: Store, t: TableEntry, f: FileEntry, bytes_reason: str | None
+) -> list[str]:
+    """Schema problems first, then the byte difference, of one file of a table."""
+    footer = None if bytes_reason == "missing" else _footer(store, f)
+    if footer is None:
+        return [bytes_reason] if bytes_reason else ["not a readable Parquet file"]
+    out = _check_parquet(t, f, *footer)
+    if bytes_reason is not None and bytes_reason.startswith("truncated: "):
+        # its footer reads: rewritten (a shorter valid file), not cut off in transit
+        size = bytes_reason.removeprefix("truncated: ")
+        bytes_reason = f"rewritten as a complete Parquet file of {size}: tampered"
+    return out + ([bytes_reason] if bytes_reason else [])
 
 
 def verify(
@@ -138,9 +170,9 @@ def verify(
         return report
     for table, t in sorted(manifest.tables.items()):
         for f in t.files:
-            if _verify_bytes(report, store, f, progress):
-                for r in _check_parquet(store, table, t, f):
-                    report.problems.append(Problem(f.path, r))
+            reason = _verify_bytes(report, store, f, progress)
+            for r in _table_file_problems(store, t, f, reason):
+                report.problems.append(Problem(f.path, r))
         rows = sum(int(f.rows or 0) for f in t.files)
         if rows != t.rows or entry.rows.get(table) != t.rows:
             report.problems.append(
@@ -151,7 +183,9 @@ def verify(
                 )
             )
     for f in manifest.files:
-        _verify_bytes(report, store, f, progress)
+        reason = _verify_bytes(report, store, f, progress)
+        if reason is not None:
+            report.problems.append(Problem(f.path, reason))
     listed = {f.path for f in manifest.all_files()} | {"manifest.json"}
     for found in store.fs.find(store.root):
         rel = posixpath.relpath(str(found), store.root)

@@ -1,4 +1,4 @@
-"""One training config for the three networks: defaults with reasons, file + flag loading,
+"""One training config for every method of the catalog: defaults with reasons, file + flag loading,
 and the comparison that decides whether a checkpoint may be resumed.
 
 Precedence: dataclass defaults < config file (JSON or YAML) < command-line flags.
@@ -16,7 +16,6 @@ from typing import Any
 
 import yaml
 
-TASKS = ("ranking", "mask", "context", "edges", "grouping")
 # Keys that do not change what is learned: a run may be resumed with other values.
 RUNTIME_KEYS = frozenset(
     {
@@ -35,16 +34,12 @@ RUNTIME_KEYS = frozenset(
 
 @dataclass
 class TrainConfig:
-    # ranking (Triplet-Siamese) | mask (Pathak 2017) | context (Doersch) | edges (Li et al.
-    # 2016 edge network) | grouping (Zhang & Maire 2020 pixel embeddings)
-    task: str = "ranking"
+    task: str = "ranking"  # a models.methods name: ranking | mask | context | ...
     data: list[str] = field(default_factory=list)  # manifest dirs / Parquet files / name@version
     registry: str = ""  # where name@version lives; "" = $VIDEOMINE_REGISTRY or luigi.cfg
     out_dir: str = "train_output"  # checkpoints, metrics.jsonl, TensorBoard events
     # network
-    # "" = the task's paper default: vgg16 (ranking, context), alexnet (mask), resnet18 (edges,
-    # grouping)
-    trunk: str = ""
+    trunk: str = ""  # "" = the task's paper default: vgg16 (ranking, context), alexnet (mask)
     trunk_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"batch_norm": true}
     network: dict[str, Any] = field(default_factory=dict)  # head options (hidden, embed_dim..)
     # data
@@ -80,8 +75,9 @@ class TrainConfig:
     tensorboard: bool = True  # rank 0 writes TensorBoard events beside metrics.jsonl
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise KeyError(f"unknown task {self.task!r}; valid: {', '.join(TASKS)}")
+        from models import methods  # the catalog: every method name is a task
+
+        method = methods.get(self.task)  # KeyError listing the valid names
         if self.amp not in ("auto", "bf16", "fp16", "off"):
             raise ValueError(f"amp must be auto, bf16, fp16 or off, got {self.amp!r}")
         if self.channels_last not in ("auto", "on", "off"):
@@ -89,8 +85,7 @@ class TrainConfig:
         if self.batch_size < 2 or self.steps < 0 or self.negatives < 1:
             raise ValueError("batch_size >= 2, steps >= 0 and negatives >= 1 are required")
         if not self.trunk:
-            defaults = {"mask": "alexnet", "edges": "resnet18", "grouping": "resnet18"}
-            self.trunk = defaults.get(self.task, "vgg16")
+            self.trunk = method.default_trunk
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

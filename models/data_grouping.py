@@ -28,8 +28,8 @@ import torch
 from torch.utils.data import Dataset
 
 from models.images import decode_gray, decode_rgb, first_decodable
-from models.losses import IGNORE
 from models.manifests import has_table, read_table, require_columns
+from models.methods.masks import IGNORE
 from models.sampling import Item
 
 U8 = npt.NDArray[np.uint8]

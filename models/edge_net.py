@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.losses import IGNORE
+from models.methods.masks import IGNORE
 from models.trunks import ResNet18, build_trunk
 
 

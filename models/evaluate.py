@@ -28,8 +28,8 @@ import torch
 from skimage.feature import hog
 
 from models import checkpoint as ckpt_io
-from models.heads import build_network, network_config
 from models.images import decode_gray, decode_rgb, resize
+from models.methods import build_network, network_config
 from models.trunks import (
     Trunk,
     build_trunk,
@@ -42,20 +42,27 @@ from models.trunks import (
 IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp")
 
 
+def image_paths(root: str | Path) -> tuple[list[Path], list[int], list[str]]:
+    """``root/<class>/<image>`` -> (image paths, their class index, class names), sorted."""
+    root = Path(root)
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir()) if root.is_dir() else []
+    paths, labels = [], []
+    for k, c in enumerate(classes):
+        for f in sorted((root / c).iterdir()):
+            if f.suffix.lower() in IMAGE_EXT:
+                paths.append(f)
+                labels.append(k)
+    if len(classes) < 2 or not paths:
+        raise ValueError(f"{root}: expected one sub-folder per class (>= 2) with images in them")
+    return paths, labels, classes
+
+
 def load_image_folder(
     root: str | Path, size: int = 96
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], list[str]]:
     """``root/<class>/<image>`` -> ((N, size, size, 3) uint8, (N,) labels, class names)."""
-    root = Path(root)
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir()) if root.is_dir() else []
-    images, labels = [], []
-    for k, c in enumerate(classes):
-        for f in sorted((root / c).iterdir()):
-            if f.suffix.lower() in IMAGE_EXT:
-                images.append(resize(decode_rgb(f.read_bytes()), size))
-                labels.append(k)
-    if len(classes) < 2 or not images:
-        raise ValueError(f"{root}: expected one sub-folder per class (>= 2) with images in them")
+    paths, labels, classes = image_paths(root)
+    images = [resize(decode_rgb(f.read_bytes()), size) for f in paths]
     return np.stack(images), np.asarray(labels, dtype=np.int64), classes
 
 

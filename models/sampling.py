@@ -8,6 +8,9 @@ reshuffles, so no row is dropped systematically). Global batch ``s`` is split in
 ``world_size`` equal contiguous slices, rank ``r`` taking slice ``r``: the union over ranks is
 exactly the single-process batch, which is what makes a DDP run equal to one process.
 
+With ``replacement`` an epoch is ``epoch_size`` independent weighted draws instead (a row may
+come back; the knowledge-transfer student draws clusters uniformly so).
+
 Each element is ``(row, sample_seed)``: datasets draw their jitter from ``sample_seed``, so a
 resumed run sees the same crops as an uninterrupted one.
 """
@@ -23,9 +26,15 @@ from torch.utils.data import Sampler
 Item = tuple[int, int]
 
 
-def weighted_order(weights: npt.NDArray[np.float64], size: int, seed: int) -> npt.NDArray[np.int64]:
-    """``size`` distinct rows drawn with probability proportional to ``weights``."""
+def weighted_order(
+    weights: npt.NDArray[np.float64], size: int, seed: int, replace: bool = False
+) -> npt.NDArray[np.int64]:
+    """``size`` distinct rows drawn with probability proportional to ``weights``; with
+    ``replace``, ``size`` independent draws (a row may repeat)."""
     rng = np.random.default_rng(seed)
+    if replace:
+        p = weights / weights.sum()
+        return rng.choice(weights.shape[0], size, replace=True, p=p).astype(np.int64)
     u = rng.random(weights.shape[0])
     with np.errstate(divide="ignore"):
         keys = np.where(weights > 0, np.log(u) / np.where(weights > 0, weights, 1.0), -np.inf)
@@ -49,6 +58,7 @@ class GlobalBatchSampler(Sampler[list[Item]]):
         start_step: int = 0,
         n_steps: int | None = None,
         epoch_size: int | None = None,
+        replacement: bool = False,
     ) -> None:
         w = np.asarray(weights, dtype=np.float64)
         if w.ndim != 1 or (w < 0).any() or not np.isfinite(w).all():
@@ -69,6 +79,7 @@ class GlobalBatchSampler(Sampler[list[Item]]):
         self.rank, self.world_size, self.seed = rank, world_size, seed
         self.start_step, self.n_steps = start_step, n_steps
         self.epoch_size = size
+        self.replacement = replacement
         self.batches_per_epoch = size // global_batch
         self.local_batch = global_batch // world_size
         self._cache: tuple[int, npt.NDArray[np.int64]] | None = None
@@ -76,7 +87,10 @@ class GlobalBatchSampler(Sampler[list[Item]]):
     def epoch_order(self, epoch: int) -> npt.NDArray[np.int64]:
         if self._cache is None or self._cache[0] != epoch:
             seed = int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0])
-            self._cache = (epoch, weighted_order(self.weights, self.epoch_size, seed))
+            self._cache = (
+                epoch,
+                weighted_order(self.weights, self.epoch_size, seed, self.replacement),
+            )
         return self._cache[1]
 
     def global_batch_at(self, step: int) -> list[Item]:

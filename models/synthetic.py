@@ -11,6 +11,7 @@ Tables are written with the schemas registered in ``data_manifests.tables``.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,4 +208,43 @@ def write_mask_manifest(
             }
         )  # fmt: skip
     _write("masks", rows, out / "masks.parquet")
+    return out
+
+
+def write_frames_manifest(
+    out_dir: str | Path,
+    cfg: SyntheticPatchConfig = SyntheticPatchConfig(),
+    frames_per_instance: int = 2,
+    labels: bool = False,
+) -> Path:
+    """``frames`` (the SampleFrames layout) of textured frames, (size, 4/3 size) RGB; instance
+    i is video ``vid<i>`` with ``frames_per_instance`` frames (independent colours). With
+    ``labels``, also ``pseudo_labels`` whose label is the planted texture class (k =
+    n_classes): a student must learn texture, since colour changes within a class."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    inst, rng = patch_instances(cfg)
+    h, w = cfg.size, cfg.size * 4 // 3
+    frames, plabels = [], []
+    for i, (c, _colours, ph) in enumerate(inst):
+        for f in range(frames_per_instance):
+            img = patch_view(c, cfg.n_classes, random_colours(rng), ph, w, cfg.noise, rng)[:h]
+            blob = jpeg(img)
+            video = f"vid{i:05d}"
+            frames.append(
+                {
+                    "video_id": video, "shot": 0, "frame": 10 * f, "width": w, "height": h,
+                    "jpeg": blob, "sha256": hashlib.sha256(blob).hexdigest(),
+                }
+            )  # fmt: skip
+            plabels.append(
+                {
+                    "item": f"{video}:{10 * f}", "video_id": video, "frame": 10 * f,
+                    "teacher": "planted", "layer": "class", "k": cfg.n_classes, "label": c,
+                    "distance": 0.0, "cluster_size": cfg.instances_per_class * frames_per_instance,
+                }
+            )  # fmt: skip
+    _write("frames", frames, out / "frames.parquet")
+    if labels:
+        _write("pseudo_labels", plabels, out / "pseudo_labels.parquet")
     return out

@@ -1,4 +1,4 @@
-"""Training entry point for the ranking, mask and context networks.
+"""Training entry point for every method of the catalog (``models.methods``).
 
     python -m models.train --config run.yaml
     python -m models.train --task ranking --data DIR --out-dir OUT --steps 2000
@@ -33,11 +33,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from models import checkpoint as ckpt_io
-from models import dist, steps
+from models import dist, methods, steps
 from models.config import TrainConfig, add_config_flags, build_config
-from models.heads import build_network, network_config
-from models.losses import RankingLossConfig
-from models.manifests import read_table
 from models.sampling import GlobalBatchSampler, weighted_order
 from models.trunks import trunk_spec
 
@@ -57,6 +54,7 @@ class Data:
     weights: np.ndarray
     val_batches: list[dict[str, Any]] = field(default_factory=list)
     images_per_sample: int = 2
+    replacement: bool = False  # epochs draw rows with replacement (MethodData.replacement)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -69,46 +67,8 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def build_data(cfg: TrainConfig) -> Data:
     """Dataset, collate, per-row sampling weights (0 for held-out rows) and val batches."""
-    if cfg.task == "ranking":
-        from models.data_pairs import PairColumns, PairDataset, collate_pairs, load_pairs
-
-        pairs = load_pairs(cfg.data, PairColumns(**cfg.columns), cfg.registry or None)
-        size = int(cfg.network.get("input_size", 96))
-        ds: Any = PairDataset(pairs, size)
-        weights = pairs.weights(cfg.type_weights, cfg.pair_types)
-        collate: Any = collate_pairs
-        per = 2
-    elif cfg.task == "mask":
-        from models.data_masks import (
-            MaskColumns,
-            MaskCropConfig,
-            MaskDataset,
-            collate_masks,
-            load_masks,
-        )
-
-        crop = MaskCropConfig(**cfg.crop)
-        ds = MaskDataset(
-            load_masks(cfg.data, MaskColumns(**cfg.columns), cfg.registry or None), crop
-        )
-        weights, collate, per = np.ones(len(ds)), collate_masks, 1
-    elif cfg.task in ("edges", "grouping"):
-        ds, collate = _grouping_data(cfg)
-        weights, per = np.ones(len(ds)), 1
-    else:
-        from models.data_context import (
-            ContextColumns,
-            ContextConfig,
-            ContextDataset,
-            collate_context,
-            load_frames,
-        )
-
-        ds = ContextDataset(
-            load_frames(cfg.data, ContextColumns(**cfg.columns), cfg.registry or None),
-            ContextConfig(**cfg.crop),
-        )
-        weights, collate, per = np.ones(len(ds)), collate_context, 2
+    md = methods.get(cfg.task).build_data(cfg)
+    ds, collate, weights, per = md.dataset, md.collate, md.weights, md.images_per_sample
     usable = np.flatnonzero(weights > 0)
     n_val = min(int(round(cfg.val_fraction * usable.size)), 4 * cfg.batch_size)
     val_batches: list[dict[str, Any]] = []
@@ -120,26 +80,14 @@ def build_data(cfg: TrainConfig) -> Data:
         val_batches = [
             collate(items[i : i + cfg.batch_size]) for i in range(0, n_val, cfg.batch_size)
         ]
-    return Data(ds, collate, weights, val_batches, per)
-
-
-def _grouping_data(cfg: TrainConfig) -> tuple[Any, Any]:
-    from models import data_grouping as dg
-
-    crop, pair_options = dg.split_options(cfg.crop)
-    if cfg.task == "edges":
-        table = read_table(cfg.data, cfg.columns.get("table", "edge_targets"), cfg.registry or None)
-        return dg.EdgeDataset(table, crop), dg.collate_edges
-    frames = dg.FrameColumns(table=cfg.columns.get("frames_table", dg.FrameColumns.table))
-    table = dg.load_regions(cfg.data, frames=frames, registry=cfg.registry or None)
-    return dg.GroupingDataset(table, crop, pair_options), dg.collate_grouping
+    return Data(ds, collate, weights, val_batches, per, md.replacement)
 
 
 def build_model(cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
-    net_cfg = network_config(
+    net_cfg = methods.network_config(
         cfg.task, trunk=cfg.trunk, trunk_options=cfg.trunk_options, **cfg.network
     )
-    model = build_network(net_cfg)
+    model = methods.build_network(net_cfg)
     spec = {
         "kind": cfg.task,
         "config": {k: getattr(net_cfg, k) for k in net_cfg.__dataclass_fields__},
@@ -261,7 +209,7 @@ def save(state: State) -> None:
 def train_one_epoch(state: State, loader_iter: Any, n_steps: int) -> None:
     """Run ``n_steps`` optimiser steps from ``state.step``; log, check, checkpoint."""
     cfg, ctx = state.cfg, state.ctx
-    step_fn = steps.STEPS[cfg.task]
+    step_fn = methods.get(cfg.task).step
     acc = state.window
     for _ in range(n_steps):
         batch = next(loader_iter)
@@ -323,6 +271,19 @@ def run_evaluation(state: State, val_batches: list[dict[str, Any]]) -> dict[str,
     return res
 
 
+def run_pretext_checks(state: State, val_batches: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rank 0: the method's pretext checks on the held-back batches (``{}`` when it has
+    none), written to metrics.jsonl as one ``pretext`` record and returned for the summary."""
+    check = methods.get(state.cfg.task).pretext_checks
+    if not state.ctx.is_main or check is None:
+        return {}
+    if not val_batches:
+        return {"skipped": "no held-back rows (val_fraction x rows < 4)"}
+    res = check(state.raw, val_batches, state.sc)
+    state.metrics.write({"step": state.step, "pretext": res})
+    return res
+
+
 def train(cfg: TrainConfig, backend: str | None = None) -> dict[str, Any]:
     """Train to ``cfg.steps`` (resuming from out_dir when the config matches)."""
     ctx = dist.init(cfg.device, backend)
@@ -362,9 +323,8 @@ def _train(cfg: TrainConfig, ctx: dist.DistContext) -> dict[str, Any]:
         ids = [ctx.device.index] if ctx.device.type == "cuda" else None
         wrapped = DistributedDataParallel(model, device_ids=ids)
     sc = steps.StepContext(
-        ctx, ctx.device, cl, adt, RankingLossConfig(cfg.margin, cfg.negatives, cfg.video_fallback),
-        cfg.hard_after, cfg.gather_negatives, cfg.seed, cfg.temperature,
-        int(cfg.crop.get("cross_negatives", 5)),
+        ctx, ctx.device, cl, adt, methods.get(cfg.task).loss_config(cfg),
+        cfg.hard_after, cfg.gather_negatives, cfg.seed,
     )  # fmt: skip
     metrics = MetricsLog(out, ctx.is_main, cfg.tensorboard)
     metrics.truncate_after(start)
@@ -381,6 +341,7 @@ def _train(cfg: TrainConfig, ctx: dist.DistContext) -> dict[str, Any]:
         start,
         cfg.steps,
         cfg.epoch_size,
+        data.replacement,
     )
     workers = resolve_workers(cfg.workers, ctx.device, ctx.world_size)
     loader = DataLoader(
@@ -405,6 +366,7 @@ def _train(cfg: TrainConfig, ctx: dist.DistContext) -> dict[str, Any]:
             if start == cfg.steps and ctx.is_main and not (out / ckpt_io.LATEST).exists():
                 save(state)
             final = run_evaluation(state, data.val_batches)
+            pretext = run_pretext_checks(state, data.val_batches)
         finally:
             metrics.close()
     summary = {
@@ -418,6 +380,7 @@ def _train(cfg: TrainConfig, ctx: dist.DistContext) -> dict[str, Any]:
         "skipped_rows": len(state.skipped),
         "wall_s": round(time.perf_counter() - t0, 3),
         "val": final,
+        "pretext": pretext,
     }
     if ctx.is_main:
         tmp = out / f".{SUMMARY}.tmp"

@@ -5,6 +5,10 @@ timestamps (pts) of the video packets: the sorted pts give each frame its index 
 keyframe pts the seek points, so random access is frame exact (seek to the keyframe at or
 before the target, decode forward, match pts). Streams without timestamps fall back to
 decode order from the start.
+
+Rotation: PyAV decodes the coded picture and ignores the container's display matrix (a
+phone video filmed upright comes out lying on its side). :func:`header` reads the matrix's
+rotation and :class:`PyAVSource` turns every frame upright, as decord does itself.
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ class PyAVSourceError(RuntimeError):
     """PyAV could not open or decode the file (the message is the reason)."""
 
 
+class NoVideoStream(PyAVSourceError):
+    """The container opens but holds no video stream (e.g. an audio-only .mp4)."""
+
+
 @dataclass(frozen=True)
 class HeaderMeta:
     frames: int | None  # frame count stated by the container (None: not stated)
@@ -32,14 +40,54 @@ class HeaderMeta:
     height: int
     codec: str
     pix_fmt: str
+    rotation: int = 0  # display matrix: degrees counterclockwise, 0 / 90 / 180 / 270
+
+
+def normalise_rotation(degrees: float) -> int:
+    """A display-matrix angle (counterclockwise, [-180, 180]) as 0, 90, 180 or 270: the
+    nearest quarter turn (other angles do not occur in camera files)."""
+    return int(round(degrees / 90.0)) % 4 * 90
+
+
+def upright(arr: NDArray[np.uint8], rotation: int) -> NDArray[np.uint8]:
+    """A coded (H, W, C) picture turned as its display matrix says (np.rot90 turns
+    counterclockwise, like the matrix's angle)."""
+    k = rotation // 90 % 4
+    return arr if k == 0 else np.ascontiguousarray(np.rot90(arr, k))
+
+
+def coded_hw(hw: tuple[int, int], rotation: int) -> tuple[int, int]:
+    """The coded (height, width) of an upright (height, width), and back: a quarter turn
+    swaps them."""
+    return (hw[1], hw[0]) if rotation % 180 == 90 else hw
+
+
+_ROTATION_PACKETS = 64  # packets tried for a first frame: a corrupt file is not scanned whole
+
+
+def _first_frame_rotation(c: av.container.InputContainer, st: av.VideoStream) -> int:
+    """The display matrix rotation, which PyAV exposes on decoded frames: decode one."""
+    try:
+        for k, pkt in enumerate(c.demux(st)):
+            for frame in pkt.decode():
+                return normalise_rotation(float(frame.rotation))
+            if k >= _ROTATION_PACKETS:
+                break
+    except (av.FFmpegError, ValueError) as e:
+        log.debug("no frame to read the rotation from: %s", e)
+    return 0
 
 
 def header(path: str) -> HeaderMeta | None:
-    """What the container header says about its first video stream; None if unreadable."""
+    """What the container header says about its first video stream; None if unreadable.
+
+    Raises :class:`NoVideoStream` when the container opens but has no video stream.
+    """
     try:
         with av.open(path) as c:
             if not c.streams.video:
-                return None
+                kinds = [f"{s.type} ({s.codec_context.name})" for s in c.streams] or ["none"]
+                raise NoVideoStream(f"no video stream (its streams: {', '.join(kinds)})")
             st = c.streams.video[0]
             cc = st.codec_context
             rate = st.average_rate or st.guessed_rate
@@ -50,6 +98,7 @@ def header(path: str) -> HeaderMeta | None:
                 height=int(cc.height),
                 codec=str(cc.name),
                 pix_fmt=str(cc.pix_fmt or "unknown"),
+                rotation=_first_frame_rotation(c, st),
             )
     except (av.FFmpegError, OSError, ValueError) as e:
         log.debug("%s: PyAV cannot read the header: %s", path, e)
@@ -59,7 +108,11 @@ def header(path: str) -> HeaderMeta | None:
 class PyAVSource:
     name = "pyav"
 
-    def __init__(self, path: str, out_hw: tuple[int, int] | None, threads: int) -> None:
+    def __init__(
+        self, path: str, out_hw: tuple[int, int] | None, threads: int, rotation: int = 0
+    ) -> None:
+        """``out_hw``: upright output size (None: native); ``rotation``: the display
+        matrix's, from :func:`header` (frames come out turned upright)."""
         self.path = path
         try:
             self.container = av.open(path)
@@ -71,8 +124,10 @@ class PyAVSource:
         self.stream = self.container.streams.video[0]
         self.stream.codec_context.thread_count = threads
         self.out_hw = out_hw
+        self.rotation = rotation
+        self._coded_out = None if out_hw is None else coded_hw(out_hw, rotation)
         cc = self.stream.codec_context
-        self.src_hw = (int(cc.height), int(cc.width))
+        self.src_hw = coded_hw((int(cc.height), int(cc.width)), rotation)
         rate = self.stream.average_rate or self.stream.guessed_rate
         self.header_fps = float(rate) if rate else None
         self._index()
@@ -106,11 +161,12 @@ class PyAVSource:
             self.times = np.zeros(0) if not self.header_fps else np.arange(self.n) / self.header_fps
 
     def _rgb(self, frame: av.VideoFrame) -> NDArray[np.uint8]:
-        if self.out_hw is None:
+        if self._coded_out is None:
             arr = frame.to_ndarray(format="rgb24")
         else:
-            arr = frame.to_ndarray(format="rgb24", height=self.out_hw[0], width=self.out_hw[1])
-        return np.asarray(arr, np.uint8)
+            h, w = self._coded_out
+            arr = frame.to_ndarray(format="rgb24", height=h, width=w)
+        return upright(np.asarray(arr, np.uint8), self.rotation)
 
     def _decode_from(self, index: int) -> Iterator[tuple[int, av.VideoFrame]]:
         """Decoded (frame index, frame) from the keyframe at or before `index` onwards."""

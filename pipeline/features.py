@@ -1,20 +1,19 @@
 """Patch features for clustering: named feature sources behind one interface, and PCA.
 
 A *feature source* turns (N, 96, 96, 3) uint8 RGB patches into (N, D) float32 features.
-Sources live in a registry keyed by name (`build_source(cfg)`; an unknown name raises a
-KeyError listing the valid ones). Adding one is one call:
+Compute-only sources live in a registry keyed by name (`build_source(cfg)`; an unknown
+name raises a KeyError listing the valid ones). Adding one is one call:
 
-    register_source("context", "models.context:feature_source")   # lazy "module:function"
-    register_source("tracking", my_factory)                        # or a callable
+    register_source("lbp", "mypackage.lbp:LbpSource")   # lazy "module:function"
+    register_source("lbp", my_factory)                  # or a callable
 
 where the factory takes a `FeatureConfig` and returns an object with `name`, `dim`,
 `spec()` (JSON-able description recorded with the output) and `embed(patches)`.
 
 Built in: `hog` (Dalal-Triggs HOG, no network: the 2017 paper's ablation and the fast
-default), `random` (an untrained, seed-initialised trunk from `models.trunks`: the ablation
-baseline) and `checkpoint` (pool5 of a trained trunk, loaded with weights_only=True). Trunk
-sources import `models.trunks` lazily, when built, so this module stays importable without
-torch models and `pipeline` does not depend on `models` at import time.
+default). Network sources (`random`, `checkpoint`, `context`, `tracking`: pool5 of a trunk)
+are built by `models.feature_sources` and handed in by the task layer
+(`tasks.feature_source.build_source`): compute here never depends on a network.
 
 `embed` batches, L2-normalises and returns float16 (the storage type); PCA (`fit_pca`,
 `apply_pca`) uses faiss.PCAMatrix and is fitted globally (ClusterParents), never per shard:
@@ -43,7 +42,7 @@ F32 = npt.NDArray[np.float32]
 class FeatureConfig:
     source: str = "hog"  # DESIGN 4.5: the paper's ablation, no network; fast for small runs
     trunk: str = "vgg16"  # paper: VGG16 pool5 on 96x96 = 3x3x512 = 4608-d
-    checkpoint: str = ""  # checkpoint file for source="checkpoint" (models.train format)
+    checkpoint: str = ""  # checkpoint file of network sources (models.train format)
     init_seed: int = 0  # seed of the untrained trunk for source="random"
     patch_size: int = 96  # paper: 96x96 patches
     batch_size: int = 128  # patches per forward pass (bounded memory; GPU-friendly)
@@ -178,64 +177,7 @@ class HogSource:
         return out
 
 
-# ----------------------------------------------------------------------------- trunks
-
-
-class TrunkSource:
-    """Flattened pool5 of a `models.trunks` trunk (vgg16 on 96x96: 512x3x3 = 4608-d).
-
-    Runs on CUDA when available (device="auto"), in eval mode without gradients; inputs
-    are ImageNet-normalised by `models.trunks.preprocess` (the trunks' training input)."""
-
-    def __init__(self, name: str, trunk: Any, cfg: FeatureConfig, info: dict[str, Any]) -> None:
-        import torch
-
-        self.name, self.cfg, self.info = name, cfg, info
-        dev = cfg.device
-        if dev == "auto":
-            dev = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(dev)
-        self.trunk = trunk.to(self.device).eval()
-        c, h, w = trunk.pool5_shape(cfg.patch_size)
-        self.dim = c * h * w
-
-    def spec(self) -> dict[str, Any]:
-        return {"name": self.name, "dim": self.dim, "device": self.device.type, **self.info}
-
-    def embed(self, patches: U8) -> F32:
-        import torch
-
-        from models import trunks
-
-        check_patches(patches, self.cfg.patch_size)
-        with torch.inference_mode():
-            x = trunks.preprocess(patches).to(self.device)
-            f = self.trunk.pool5(x).flatten(1).float()
-        return np.asarray(f.cpu().numpy(), dtype=np.float32)
-
-
-def random_source(cfg: FeatureConfig) -> TrunkSource:
-    """An untrained trunk, initialised from cfg.init_seed (ablation baseline)."""
-    from models import trunks
-
-    t = trunks.build_trunk(cfg.trunk, init_seed=cfg.init_seed)
-    return TrunkSource("random", t, cfg, {"trunk": trunks.trunk_spec(t)})
-
-
-def checkpoint_source(cfg: FeatureConfig) -> TrunkSource:
-    """A trained trunk from cfg.checkpoint (torch.load(weights_only=True): no unpickling)."""
-    from models import trunks
-
-    if not cfg.checkpoint:
-        raise ValueError("feature source 'checkpoint' needs FeatureConfig.checkpoint (a file)")
-    t = trunks.load_checkpoint_trunk(cfg.checkpoint)
-    info = {"trunk": trunks.trunk_spec(t), "checkpoint": cfg.checkpoint}
-    return TrunkSource("checkpoint", t, cfg, info)
-
-
 register_source("hog", HogSource)
-register_source("random", random_source)
-register_source("checkpoint", checkpoint_source)
 
 
 # ----------------------------------------------------------------------------- PCA
@@ -287,12 +229,22 @@ def fit_pca(x: npt.NDArray[Any], dim: int, seed: int = 0, max_train: int = 200_0
     return Pca(mean, np.ascontiguousarray(matrix), eig, int(rows.size), seed)
 
 
-def apply_pca(pca: Pca, x: npt.NDArray[Any], batch: int = 65536) -> F32:
-    """Project (N, d_in) rows and re-normalise: (N, d_out) float32 unit rows."""
+def apply_pca(pca: Pca, x: npt.NDArray[Any], batch: int = 65536, whiten: bool = False) -> F32:
+    """Project (N, d_in) rows and re-normalise: (N, d_out) float32 unit rows.
+
+    ``whiten``: divide each component by the square root of its eigenvalue first (unit
+    variance per component, as Noroozi et al. 2018 before K-means); eigenvalues below
+    1e-6 of the largest are floored there, so near-empty directions are not blown up."""
     if x.shape[1] != pca.mean.shape[0]:
         raise ValueError(f"x has d={x.shape[1]}, PCA expects {pca.mean.shape[0]}")
-    out = np.empty((x.shape[0], pca.matrix.shape[0]), dtype=np.float32)
+    matrix = pca.matrix
+    if whiten:
+        eig = np.maximum(
+            pca.eigenvalues, max(float(pca.eigenvalues.max(initial=0.0)), 1e-30) * 1e-6
+        )
+        matrix = (matrix / np.sqrt(eig)[:, None]).astype(np.float32)
+    out = np.empty((x.shape[0], matrix.shape[0]), dtype=np.float32)
     for s in range(0, x.shape[0], batch):
         xb = np.asarray(x[s : s + batch], dtype=np.float32) - pca.mean
-        out[s : s + batch] = l2_normalize(xb @ pca.matrix.T)
+        out[s : s + batch] = l2_normalize(xb @ matrix.T)
     return out

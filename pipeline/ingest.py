@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipeline.download import DownloadConfig, download, route
+from pipeline.isolation import ChildCrashed, ChildTimedOut, call_isolated
 from pipeline.url_list import UrlEntry
 from pipeline.video_ids import default_video_id, duplicate_key, id_problem
-from pipeline.video_io import VideoError, probe
+from pipeline.video_io import VideoError, VideoInfo, probe
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ class ProbeConfig:
     probe_backend: Literal["auto", "decord", "pyav"] = "auto"  # decord, PyAV if it fails
     min_frames: int = 2  # one frame shows no motion: nothing downstream can use it
     max_pixels: int = 3840 * 2160  # 4K UHD: larger costs decode time and is rare web video
+    probe_isolated: bool = True  # probe in a child: a decoder crash costs one row, not the shard
+    probe_timeout_s: float = 600.0  # a probe (decoding 2 frames) past 10 min is a hung decoder
 
 
 class Rejected(Exception):
@@ -112,6 +115,41 @@ def check_info(info: Any, cfg: ProbeConfig) -> str | None:
     return None
 
 
+# imported once by the fork server, not by every probe's child (pipeline.isolation)
+_PROBE_PRELOAD = ("pipeline.video_io", "pipeline._decord_source")  # cv2, then decord
+
+
+def probe_untrusted(path: Path, cfg: ProbeConfig) -> tuple[VideoInfo, str | None]:
+    """Probe a file that may crash a native decoder: (info, warning or None).
+
+    With ``probe_isolated`` the probe runs in a child process (pipeline.isolation). When
+    the child dies with ``probe_backend="auto"`` the file is probed again with PyAV alone,
+    and the row gets a warning (the backend recorded is then ``pyav``, which later stages
+    use); a crash with PyAV too, a crash with a forced backend, or a hang is a VideoError.
+    """
+    kw: dict[str, Any] = {"count": cfg.probe_count, "preload": _PROBE_PRELOAD}
+    if not cfg.probe_isolated:
+        return probe(path, backend=cfg.probe_backend, count=cfg.probe_count), None
+    try:
+        return call_isolated(
+            probe, path, backend=cfg.probe_backend, timeout_s=cfg.probe_timeout_s,
+            what=f"probe ({cfg.probe_backend})", **kw,
+        ), None  # fmt: skip
+    except ChildTimedOut as e:
+        raise VideoError(path, f"the decoder hung: {e}") from e
+    except ChildCrashed as e:
+        if cfg.probe_backend != "auto":
+            raise VideoError(path, f"the {cfg.probe_backend} decoder crashed: {e}") from e
+        first = e
+    try:
+        info = call_isolated(
+            probe, path, backend="pyav", timeout_s=cfg.probe_timeout_s, what="probe (pyav)", **kw
+        )
+    except (ChildCrashed, ChildTimedOut) as e:
+        raise VideoError(path, f"every decoder failed natively: {first}; then {e}") from e
+    return info, f"decord crashed while probing it ({first.how}); read with PyAV"
+
+
 def fetch_one(
     item: Planned,
     video_dir: Path,
@@ -127,8 +165,8 @@ def fetch_one(
     t0 = time.perf_counter()
     got = download(item.url, video_dir / item.video_id, dl_cfg, sleep=sleep)
     try:
-        info = probe(got.path, backend=probe_cfg.probe_backend, count=probe_cfg.probe_count)
-        warning = check_info(info, probe_cfg)
+        info, crash_note = probe_untrusted(got.path, probe_cfg)
+        warning = "; ".join(w for w in (crash_note, check_info(info, probe_cfg)) if w) or None
     except (VideoError, Rejected):
         if got.owned:
             got.path.unlink(missing_ok=True)
@@ -153,6 +191,7 @@ def fetch_one(
         "codec": info.codec,
         "pix_fmt": info.pix_fmt,
         "backend": info.backend,
+        "rotation": info.rotation,
         "warning": warning,
         "wall_time_s": round(time.perf_counter() - t0, 4),
     }

@@ -45,3 +45,51 @@ def mean_score(scores: list[MaskScore]) -> MaskScore:
     a = np.array([[s.iou, s.precision, s.recall] for s in scores], np.float64)
     m = a.mean(axis=0)
     return MaskScore(float(m[0]), float(m[1]), float(m[2]))
+
+
+@dataclass(frozen=True)
+class TrimapCounts:
+    """Pixel counts of one soft mask's trimap against the truth, summable over frames.
+
+    positive: pixels scored above the positive threshold; positive_object: those on the
+    object. negative: pixels scored below the negative threshold; negative_background:
+    those off the object.
+    """
+
+    positive: int = 0
+    positive_object: int = 0
+    negative: int = 0
+    negative_background: int = 0
+
+    def __add__(self, other: TrimapCounts) -> TrimapCounts:
+        return TrimapCounts(
+            self.positive + other.positive,
+            self.positive_object + other.positive_object,
+            self.negative + other.negative,
+            self.negative_background + other.negative_background,
+        )
+
+    @property
+    def positive_precision(self) -> float:
+        """Share of trimap-positive pixels that are object (NaN when there are none)."""
+        return self.positive_object / self.positive if self.positive else float("nan")
+
+    @property
+    def negative_precision(self) -> float:
+        """Share of trimap-negative pixels that are background (NaN when there are none)."""
+        return self.negative_background / self.negative if self.negative else float("nan")
+
+
+def trimap_counts(
+    soft: NDArray[np.floating], truth: NDArray[np.bool_], negative: float, positive: float
+) -> TrimapCounts:
+    """Counts of soft (H, W) in [0, 1] > `positive` and < `negative` against truth (H, W)."""
+    if soft.shape != truth.shape:
+        raise ValueError(f"soft mask {soft.shape} and truth {truth.shape} differ in shape")
+    pos, neg = soft > positive, soft < negative
+    return TrimapCounts(
+        int(np.count_nonzero(pos)),
+        int(np.count_nonzero(pos & truth)),
+        int(np.count_nonzero(neg)),
+        int(np.count_nonzero(neg & ~truth)),
+    )

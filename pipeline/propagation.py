@@ -94,10 +94,18 @@ def _upsample_argmax(prob: F32, h: int, w: int, size: tuple[int, int]) -> NDArra
 
 
 def _topk(score: F32, k: int) -> NDArray[np.intp]:
-    """Column indices of each row's k largest scores (all columns when there are fewer)."""
+    """Column indices of each row's k largest scores (all columns when there are fewer).
+
+    torch.topk when torch is there (measured 0.015 vs 0.068 s CPU for 1024 x 12720 on one
+    core: the selection dominates propagation), else numpy's argpartition."""
     if score.shape[1] <= k:
         return np.broadcast_to(np.arange(score.shape[1]), score.shape).copy()
-    return np.argpartition(-score, k - 1, axis=1)[:, :k]
+    try:
+        import torch
+    except ImportError:
+        return np.argpartition(-score, k - 1, axis=1)[:, :k]
+    idx = torch.topk(torch.from_numpy(np.ascontiguousarray(score)), k, dim=1).indices
+    return np.asarray(idx.numpy(), np.intp)
 
 
 def _neighbours(h: int, w: int, radius: float) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
@@ -126,8 +134,22 @@ class _Index:
         self.k_aug = np.concatenate([grid, -c * (grid**2).sum(1, keepdims=True)], 1)
         self.nbr: NDArray[np.intp] | None = None
         self.ok: NDArray[np.bool_] | None = None
+        self.h, self.w, self.r = h, w, int(np.floor(cfg.radius))
         if cfg.protocol == "common":
             self.nbr, self.ok = _neighbours(h, w, cfg.radius)
+
+    def chunks(self, n: int) -> list[tuple[int, int, int, int]]:
+        """(lo, hi) query cells and (klo, khi) the key cells they may use, per chunk. With a
+        radius, chunks are whole rows and keys the band of rows within reach."""
+        if self.cfg.protocol != "common":
+            return [(lo, min(n, lo + self.cfg.chunk), 0, n) for lo in range(0, n, self.cfg.chunk)]
+        rows = max(1, self.cfg.chunk // self.w)
+        out = []
+        for ra in range(0, self.h, rows):
+            rb = min(self.h, ra + rows)
+            ka, kb = max(0, ra - self.r), min(self.h, rb + self.r)
+            out.append((ra * self.w, rb * self.w, ka * self.w, kb * self.w))
+        return out
 
 
 def _predict(q: F32, keys: list[F32], probs: list[F32], index: _Index) -> F32:
@@ -140,8 +162,7 @@ def _predict(q: F32, keys: list[F32], probs: list[F32], index: _Index) -> F32:
     if cfg.protocol == "paper":
         qa = np.concatenate([q, index.q_aug, np.ones((n, 1), np.float32)], axis=1)
         ka = np.concatenate([flat_keys, np.tile(index.k_aug, (len(keys), 1))], axis=1)
-    for lo in range(0, n, cfg.chunk):
-        hi = min(n, lo + cfg.chunk)
+    for lo, hi, klo, khi in index.chunks(n):
         if cfg.protocol == "paper":
             rank = qa[lo:hi] @ ka.T  # (m, F * cells)
             top = _topk(rank, cfg.k)
@@ -155,9 +176,14 @@ def _predict(q: F32, keys: list[F32], probs: list[F32], index: _Index) -> F32:
             nb, ok = index.nbr[lo:hi], index.ok[lo:hi]
             cand = np.concatenate([nb + j * cells for j in range(len(keys))], axis=1)
             valid = np.concatenate([ok] * len(keys), axis=1)
-            # one context frame at a time: the gathered keys are (m, R, C), not (m, F R, C)
+            # all pairs with the band of key rows in reach by one BLAS product, then the R
+            # in range picked: more products than needed, yet cheaper than gathering (m, R,
+            # C) key vectors (CPU s/frame at 60 x 106 cells, 32-d, 3-5 context frames:
+            # gather 0.235, full product 0.151, band 0.144-0.172 vs 0.213-0.230 without)
+            local = nb - klo
             cos = np.concatenate(
-                [np.einsum("mc,mrc->mr", q[lo:hi], key[nb]) for key in keys], axis=1
+                [np.take_along_axis(q[lo:hi] @ key[klo:khi].T, local, axis=1) for key in keys],
+                axis=1,
             )
             cos = np.where(valid, cos, -np.inf).astype(np.float32)
             top = _topk(cos, cfg.k)

@@ -15,6 +15,15 @@ The border rule "more than 10% of the border band foreground" has two readings, 
 
 The trimap (uint8) says what a mask network learns from: soft < `trimap_negative` (0.4)
 -> 0 background, soft > `trimap_positive` (0.7) -> 1 foreground, else 255 ignored.
+
+Confident positives (ours, `confident_positive` 0.9): `confident_positives` moves scores in
+(`trimap_positive`, `confident_positive`] to just under `trimap_positive`, into the ignore
+band, so the stored mask, the trimap and every reader thresholding at 0.7 (TrainMasks) see
+as foreground only the scores above 0.9; training needs confident positives, not all of
+them. Frames are judged on the scores before this step, and IoU at 0.5 is unchanged. On the
+dev set it raises the kept frames' trimap positive precision from 0.610 to 0.707, keeping 27%
+of the positive pixels (docs/segmentation.md). `confident_positive = trimap_positive` (the
+videoseg preset, Pathak 2017) leaves the mask as uNLC made it.
 """
 
 from __future__ import annotations
@@ -27,18 +36,24 @@ from numpy.typing import NDArray
 
 BorderRule = Literal["band", "foreground"]
 TRIMAP_BG, TRIMAP_FG, TRIMAP_IGNORE = 0, 1, 255
+IGNORE_MARGIN = 1e-5  # "just under trimap_positive": 0.7 - 1e-5 stores as 178 < 178.5 (png8)
 
 
 @dataclass(frozen=True)
 class PruneConfig:
     fg_threshold: float = 0.7  # binTh: uNLC foreground = soft score above 0.7
-    min_fg: float = 0.10  # Pathak 2017: drop frames whose foreground is under 10%
+    # ours (Pathak 2017: 0.10). Even the true masks of the dev set pass a 10% floor on only
+    # 19% of frames (83% at 2%): objects 2-15% of the frame are common in real video, and
+    # TrainMasks crops around the object, so its share of the whole frame matters little
+    min_fg: float = 0.02
     max_fg: float = 0.80  # ... or over 80% of the frame
     border_band: float = 0.05  # band = outer 5% of each side
     max_border_fg: float = 0.10  # drop when more than 10% of the band is foreground
     border_rule: BorderRule = "band"  # "band" or "foreground" reading (module docstring)
     trimap_negative: float = 0.4  # soft < 0.4 -> background (run_full negTh)
     trimap_positive: float = 0.7  # soft > 0.7 -> foreground (posTh = binTh)
+    # ours: scores in (0.7, 0.9] become ignored (module docstring); Pathak 2017: 0.7 (no-op)
+    confident_positive: float = 0.9
 
     def validate(self) -> None:
         if not 0 <= self.min_fg <= self.max_fg <= 1:
@@ -51,6 +66,11 @@ class PruneConfig:
             )
         if not self.trimap_negative <= self.trimap_positive:
             raise ValueError("trimap_negative must not exceed trimap_positive")
+        if not self.trimap_positive <= self.confident_positive <= 1:
+            raise ValueError(
+                "need trimap_positive <= confident_positive <= 1, got "
+                f"{self.trimap_positive}, {self.confident_positive}"
+            )
 
 
 @dataclass(frozen=True)
@@ -105,6 +125,20 @@ def trimap(soft: NDArray[np.floating], cfg: PruneConfig) -> NDArray[np.uint8]:
     out = np.full(soft.shape, TRIMAP_IGNORE, np.uint8)
     out[soft < cfg.trimap_negative] = TRIMAP_BG
     out[soft > cfg.trimap_positive] = TRIMAP_FG
+    return out
+
+
+def confident_positives(soft: NDArray[np.float32], cfg: PruneConfig) -> NDArray[np.float32]:
+    """(H, W) soft mask with scores in (trimap_positive, confident_positive] set to just
+    under trimap_positive (ignored in the trimap); the input is returned when the band is
+    empty (confident_positive == trimap_positive)."""
+    if cfg.confident_positive <= cfg.trimap_positive:
+        return soft
+    band = (soft > cfg.trimap_positive) & (soft <= cfg.confident_positive)
+    if not band.any():
+        return soft
+    out = soft.copy()
+    out[band] = np.float32(cfg.trimap_positive - IGNORE_MARGIN)
     return out
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -40,7 +41,36 @@ from numpy.typing import NDArray
 log = logging.getLogger(__name__)
 
 # Pair kinds as small ints, for the per-pair bookkeeping arrays.
-NONE, STATIC, TRANSLATE = 0, 1, 2
+NONE, STATIC, TRANSLATE, COMPENSATED = 0, 1, 2, 3
+SaliencyMode = Literal["homography", "dominant"]
+
+
+def camera_residual(
+    flow: NDArray[np.float32], *, grid: int, threshold: float, method: int = cv2.LMEDS
+) -> tuple[NDArray[np.float32], float]:
+    """Flow (H, W, 2) minus the camera's: a homography fitted robustly to the flow sampled
+    every `grid` px (IDT's camera model, as `pipeline.motion` fits it; least-median by
+    default, which keeps the majority, the background). Returns the (H, W) float32 residual
+    magnitude in px and the share of grid points the homography explains within `threshold`
+    px (0.0 when none was found; the residual is then the raw magnitude)."""
+    h, w = flow.shape[:2]
+    ys, xs = np.mgrid[grid // 2 : h : grid, grid // 2 : w : grid]
+    src = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
+    dst = src + flow[ys.ravel(), xs.ravel()]
+    hom = None
+    if len(src) >= 8:
+        hom, _ = cv2.findHomography(src, dst, method, threshold)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    if hom is None:
+        return np.asarray(np.hypot(flow[..., 0], flow[..., 1]), np.float32), 0.0
+    den = hom[2, 0] * xx + hom[2, 1] * yy + hom[2, 2]
+    den = np.where(np.abs(den) < 1e-9, 1e-9, den)
+    px = (hom[0, 0] * xx + hom[0, 1] * yy + hom[0, 2]) / den
+    py = (hom[1, 0] * xx + hom[1, 1] * yy + hom[1, 2]) / den
+    rx = flow[..., 0] - (px - xx)
+    ry = flow[..., 1] - (py - yy)
+    res = np.asarray(np.hypot(rx, ry), np.float32)
+    return res, float(np.mean(res[ys.ravel(), xs.ravel()] <= threshold))
 
 
 @dataclass(frozen=True)
@@ -68,7 +98,8 @@ class MotionSaliency:
 
     @property
     def n_translate_pairs(self) -> int:
-        return int((self.pair_kinds == TRANSLATE).sum())
+        """Pairs where the camera moves (dominant direction, or compensated)."""
+        return int(((self.pair_kinds == TRANSLATE) | (self.pair_kinds == COMPENSATED)).sum())
 
 
 def shrink_frames(frames: NDArray[np.uint8], size: int) -> NDArray[np.uint8]:
@@ -128,6 +159,11 @@ def motion_saliency(
     dir_bins: int,
     box: int,
     centred: bool = True,
+    mode: SaliencyMode = "dominant",
+    grid: int = 8,
+    ransac_threshold: float = 1.0,
+    power: float = 2.0,
+    min_explained: float = 0.5,
 ) -> MotionSaliency:
     """Motion saliency of a shot (frames (n, H, W, 3) uint8 RGB) at `size` x `size`.
 
@@ -150,14 +186,24 @@ def motion_saliency(
             t0 = time.perf_counter()
             flow = np.asarray(dis.calc(grey[i], grey[i + j], None), np.float32)
             t_flow += time.perf_counter() - t0
-            kind, dev = pair_deviation(
-                flow,
-                mag_threshold=mag_threshold,
-                dir_threshold=dir_threshold,
-                dir_bins=dir_bins,
-                box=box,
-                centred=centred,
-            )
+            if mode == "homography":
+                res, explained = camera_residual(flow, grid=grid, threshold=ransac_threshold)
+                if explained < min_explained:  # no camera motion explains most of the
+                    continue  # frame (all moving, noise): the pair says nothing (NONE)
+                mag = np.hypot(flow[..., 0], flow[..., 1])
+                kind = STATIC if float(np.median(mag)) < mag_threshold else COMPENSATED
+                dev: NDArray[np.float32] | None = np.asarray(
+                    cv2.blur(res**power, (box, box), borderType=cv2.BORDER_REFLECT), np.float32
+                )
+            else:
+                kind, dev = pair_deviation(
+                    flow,
+                    mag_threshold=mag_threshold,
+                    dir_threshold=dir_threshold,
+                    dir_bins=dir_bins,
+                    box=box,
+                    centred=centred,
+                )
             kinds[i, c] = kind
             if dev is not None:
                 acc += dev

@@ -15,23 +15,63 @@ in memory (e.g. a DAVIS sequence).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from pipeline import pruning, shots, unlc
-from pipeline.video_io import VideoReader
+from pipeline.video_io import Backend, VideoReader
 
 log = logging.getLogger(__name__)
 
 Status = Literal["segmented", "rejected", "skipped"]
 MAX_SIDE = 650  # run_full.py maxSide: frames with longer side <= 650
+
+# Named presets: field values that replace our defaults ("ours" is the defaults). videoseg is
+# the authors' algorithm (src/nlc.py, run_full.py); docs/segmentation.md gives dev-set
+# figures of each departure beside it. slic_scale stays ours (speed, same masks: bench).
+PRESETS: dict[str, dict[str, Mapping[str, Any]]] = {
+    "ours": {"unlc": {}, "prune": {}},
+    "videoseg": {
+        "unlc": {
+            "saliency_mode": "dominant",  # 20-bin dominant direction, not a homography
+            "flow_dir_centred": False,  # np.histogram(range=(-pi, pi)) bin edges
+            "min_dominant_share": 0.5,  # numDomFTh
+            "min_peak_flow": 0.0,  # no peak-saliency rejection in the original
+            "min_peak_angle": 0.0,
+            "saliency_norm": "shot",
+            "saliency_border": 0.125,  # flowBdd
+            "restart": 0.0,  # plain votes <- W votes
+            "flow_size": 100,  # flowSz
+        },
+        "prune": {
+            "min_fg": 0.10,  # Pathak 2017: foreground under 10% of the frame dropped
+            "confident_positive": 0.7,  # every score > posTh is a trimap positive
+        },
+    },
+}
+
+
+def apply_preset(
+    name: str, unlc_cfg: unlc.UnlcConfig, prune_cfg: pruning.PruneConfig
+) -> tuple[unlc.UnlcConfig, pruning.PruneConfig]:
+    """The configs with preset `name`'s values in place of our defaults; a field that was
+    set to anything but its default (an explicit override) keeps its value."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown uNLC preset {name!r}; valid: {sorted(PRESETS)}")
+    out: list[Any] = []
+    for cfg, values in ((unlc_cfg, PRESETS[name]["unlc"]), (prune_cfg, PRESETS[name]["prune"])):
+        base = type(cfg)()
+        keep = {k: v for k, v in values.items() if getattr(cfg, k) == getattr(base, k)}
+        out.append(dataclasses.replace(cfg, **keep))
+    return out[0], out[1]
 
 
 @dataclass(frozen=True)
@@ -94,9 +134,9 @@ def segment_shots(
         out = []
         for i, idx in enumerate(shot.indices):
             soft = res.soft_mask(i)
-            out.append(
-                FrameMask(int(idx), frames[i], soft, pruning.judge_frame(soft, prune_cfg, band))
-            )
+            verdict = pruning.judge_frame(soft, prune_cfg, band)  # on uNLC's own scores
+            soft = pruning.confident_positives(soft, prune_cfg)
+            out.append(FrameMask(int(idx), frames[i], soft, verdict))
         yield ShotOutcome(shot, "segmented", frames=out, stats=res.stats)
 
 
@@ -123,14 +163,16 @@ def segment_video(
     unlc_cfg: unlc.UnlcConfig,
     prune_cfg: pruning.PruneConfig,
     max_side: int = MAX_SIDE,
+    backend: Backend = "auto",
 ) -> Iterator[ShotOutcome]:
-    """Stream a video file shot by shot (two passes, see the module docstring)."""
-    with VideoReader(path) as probe_reader:
+    """Stream a video file shot by shot (two passes, see the module docstring), read with
+    ``backend`` (the one FetchVideos recorded)."""
+    with VideoReader(path, backend=backend) as probe_reader:
         src_h, src_w = probe_reader.source_size
         n_frames = len(probe_reader)
     if shot_cfg.detect_shots and n_frames > 1:
         det_w = min(shot_cfg.detect_width, src_w)
-        with VideoReader(path, width=det_w) as r:
+        with VideoReader(path, width=det_w, backend=backend) as r:
             cuts, n_seen = shots.detect_cuts((f for _, f in r.iter_frames()), shot_cfg)
         if n_seen != n_frames:
             log.warning("%s: %d frames indexed but %d decoded", path, n_frames, n_seen)
@@ -139,7 +181,7 @@ def segment_video(
         cuts = []
     plan = shots.plan_shots(cuts, n_frames, shot_cfg)
     h, w = fit_size(src_h, src_w, max_side)
-    with VideoReader(path, height=h, width=w) as reader:
+    with VideoReader(path, height=h, width=w, backend=backend) as reader:
         yield from segment_shots(plan, reader.get_batch, unlc_cfg, prune_cfg)
 
 

@@ -8,6 +8,8 @@ good tracks, and then freezes):
 * ``left_frame``: some box has less than ``min_inside`` of the seed box's area inside the
   frame (OpenCV clips its box at the border, so it shrinks as the object leaves), or KCF
   lost the object (see ``kcf_lost``) while its box touched the border;
+* ``box_collapsed``: KCF's box shrank under 1 px (OpenCV's KCF does this when its window
+  slides off a small, fast target): the run stops there, the last box is held;
 * ``kcf_lost``: KCF froze for the last ``max_frozen`` frames (see below);
 * ``fb_fail``: tracking back from the last frame to the seed frame ends with IoU
   < ``min_fb_iou`` with the seed box (forward-backward consistency). The backward pass
@@ -26,9 +28,10 @@ Cost: OpenCV's KCF works on a window twice the box, halves the image when that w
 exceeds 80x80 px, and does not pad its FFTs (a 227 box means 227-point DFTs, a prime); in
 this OpenCV build its DFTs also go through Intel IPP, which costs ~1 ms per 64x64 DFT, so
 KCF runs with IPP off (:func:`no_ipp`: ~20x faster per update). Frames are scaled so the box
-is ``track_box`` px and boxes are mapped back. 96 px (a 192 window, halved to 96 = 2^5 * 3)
-was measured on sub-pixel synthetic motion: 10/10 tracks ending on the object, against
-8/10 for 32-80 px, at ~2 ms per update (see benchmarks/bench_mining.py).
+is ``track_box`` px and boxes are mapped back. 64 px (a 128 window, halved to 64 = 2^6):
+on the real dev windows (docs/mining.md) 0.863 success and 0.929 kept precision against
+0.838 and 0.911 at 96 px, at ~75% of the time; on sub-pixel synthetic motion 96 px did
+better (10/10 tracks on the object against 8/10 for 32-80 px).
 
 ``kcf_lost`` is the one reason taken from KCF's flag, and only when the box has been frozen
 (every update flagged failed) for the last ``max_frozen`` frames: then A' is not where the
@@ -56,7 +59,13 @@ Box = tuple[float, float, float, float]
 @dataclass(frozen=True)
 class TrackingConfig:
     track_length: int = 30  # Wang & Gupta 2015: A' is 30 frames after A
-    track_box: int = 96  # KCF box (px) while tracking: window 192, halved by OpenCV to 96
+    track_box: int = 64  # KCF box (px) while tracking: window 128, halved by OpenCV to 64
+    # ... but a box smaller than track_box is enlarged at most this much (upsampling adds no
+    # detail, and a 16 px box in a 1920x1080 frame would mean 11520x6480 frames)
+    max_upscale: float = 2.0
+    # KCF's peak threshold. OpenCV's 0.5 makes KCF freeze (no move, no model update) at its
+    # first weak peak; 0 lets it follow through weak peaks (the validity checks judge).
+    detect_thresh: float = 0.0
     max_frozen: int = 10  # trailing updates KCF flagged failed (box frozen) before "kcf_lost"
     min_fb_iou: float = 0.5  # forward-backward: back-tracked box vs seed box (issue 3)
     min_inside: float = 0.75  # every box keeps this share of the seed area inside the frame
@@ -73,8 +82,19 @@ class TrackingConfig:
     def __post_init__(self) -> None:
         if self.track_length < 1:
             raise ValueError(f"track_length must be >= 1, got {self.track_length}")
-        if not 8 <= self.track_box <= 512:
-            raise ValueError(f"track_box must be in [8, 512], got {self.track_box}")
+        if self.track_box != 0 and not 8 <= self.track_box <= 512:
+            raise ValueError(f"track_box must be 0 (native) or in [8, 512], got {self.track_box}")
+        if self.max_upscale < 1.0:
+            raise ValueError(f"max_upscale must be >= 1, got {self.max_upscale}")
+        if not 0.0 <= self.detect_thresh <= 1.0:
+            raise ValueError(f"detect_thresh must be in [0, 1], got {self.detect_thresh}")
+
+    def scale(self, box: Sequence[float]) -> float:
+        """Frame scale that makes ``box`` (x, y, w, h) ``track_box`` px on its longer side
+        (enlarging at most ``max_upscale``); 1 when ``track_box`` is 0 (native)."""
+        if self.track_box == 0:
+            return 1.0
+        return min(self.track_box / max(float(box[2]), float(box[3])), self.max_upscale)
 
 
 @dataclass(frozen=True)
@@ -91,7 +111,8 @@ class TrackResult:
     end_similarity: float  # colour-histogram overlap of the first and last tracked patches
     copy_ncc: float  # max NCC of A with A', and of A with A's box at the A' frame
     kept: bool
-    reason: str  # "ok", "kcf_lost", "left_frame", "fb_fail", "low_confidence", "near_copy"
+    # "ok", "left_frame", "box_collapsed", "kcf_lost", "fb_fail", "low_confidence", "near_copy"
+    reason: str
     crop_a: NDArray[np.uint8]  # (patch_size, patch_size, 3) RGB
     crop_b: NDArray[np.uint8]
 
@@ -157,32 +178,66 @@ def no_ipp() -> Iterator[None]:
         cv2.ipp.setUseIPP(previous)
 
 
-def _kcf() -> cv2.Tracker:
-    # Default parameters (grey + colour-names features): the only combination OpenCV 4.12's
-    # Python binding runs without an assertion.
-    return cv2.TrackerKCF_create()  # type: ignore[attr-defined]
+def _kcf(detect_thresh: float) -> cv2.Tracker:
+    # Default features (grey + colour names): the only combination OpenCV 4.12's Python
+    # binding runs without an assertion; only the peak threshold is changed.
+    params = cv2.TrackerKCF_Params()  # type: ignore[attr-defined]
+    params.detect_thresh = detect_thresh
+    return cv2.TrackerKCF_create(params)  # type: ignore[attr-defined]
 
 
-def _run_kcf(frames: Sequence[NDArray[np.uint8]], box: Box) -> tuple[list[Box], list[bool]]:
+def _has_area(b: Sequence[float]) -> bool:
+    return bool(np.isfinite(np.asarray(b, np.float64)).all() and b[2] >= 1 and b[3] >= 1)
+
+
+class _Kcf:
+    """One OpenCV KCF run: ``update`` gives (box, KCF's success flag). A box that collapses
+    (under 1 px wide or high, as OpenCV's KCF returns when its window slides off a small
+    target) ends the run: KCF cannot go on from it, so the last box is held, every later
+    update counts as failed and ``collapsed`` is set."""
+
+    def __init__(self, frame: NDArray[np.uint8], box: Box, detect_thresh: float) -> None:
+        self.box = box
+        self.collapsed = False
+        self._tr = _kcf(detect_thresh)
+        with no_ipp():
+            x, y, w, h = (int(round(v)) for v in box)
+            self._tr.init(frame, (x, y, max(w, 1), max(h, 1)))
+
+    def update(self, frame: NDArray[np.uint8]) -> tuple[Box, bool]:
+        if self.collapsed:
+            return self.box, False
+        with no_ipp():
+            ok, b = self._tr.update(frame)
+        if not ok:  # OpenCV does not move its box on failure; keep the last one
+            return self.box, False
+        if not _has_area(b):
+            self.collapsed = True
+            return self.box, False
+        self.box = tuple(float(v) for v in b)  # type: ignore[assignment]
+        return self.box, True
+
+
+def _run_kcf(
+    frames: Sequence[NDArray[np.uint8]], box: Box, detect_thresh: float
+) -> tuple[list[Box], list[bool], bool]:
     """Track through ``frames`` (BGR, already scaled) from ``box`` in frames[0]; returns the
-    boxes (frames[0]'s first) and KCF's per-update success flags."""
+    boxes (frames[0]'s first), KCF's per-update success flags and whether the box collapsed."""
+    kcf = _Kcf(frames[0], box, detect_thresh)
     out: list[Box] = [box]
     flags: list[bool] = []
-    with no_ipp():
-        tr = _kcf()
-        tr.init(frames[0], tuple(int(round(v)) for v in box))
-        for f in frames[1:]:
-            ok, b = tr.update(f)
-            flags.append(bool(ok))
-            if not ok:
-                b = out[-1]  # OpenCV does not move its box on failure; keep the last one
-            out.append(tuple(float(v) for v in b))  # type: ignore[arg-type]
-    return out, flags
+    for f in frames[1:]:
+        b, ok = kcf.update(f)
+        out.append(b)
+        flags.append(ok)
+    return out, flags, kcf.collapsed
 
 
 def _scale_frames(frames: Sequence[NDArray[np.uint8]], s: float) -> list[NDArray[np.uint8]]:
     h, w = frames[0].shape[:2]
     size = (max(int(round(w * s)), 1), max(int(round(h * s)), 1))
+    if size == (w, h):
+        return [cv2.cvtColor(f, cv2.COLOR_RGB2BGR) for f in frames]
     # Bilinear, not area: 10x cheaper (0.15 vs 1.5 ms per 448x600 frame) and measured the
     # same on 8 synthetic 448x600 tracks (8/8 ending on the object, same IoUs +-0.05).
     return [
@@ -197,24 +252,25 @@ def follow(
     """KCF over a whole sequence, one frame at a time (bounded memory), at the tracking scale.
 
     frames: (H, W, 3) uint8 RGB, the first one holding ``box``. Returns (T, 4) boxes in the
-    input pixels, the first being ``box``; a failed update keeps the previous box.
+    input pixels, the first being ``box``; a failed update keeps the previous box, and after
+    a collapse (see :class:`_Kcf`) the last box is held to the end.
     """
     x, y, w, h = (float(v) for v in box)
     if w <= 0 or h <= 0:
         raise ValueError(f"box {tuple(box)} has no area")
-    s = cfg.track_box / max(w, h)
-    tr = _kcf()
-    out: list[Box] = [(x * s, y * s, w * s, h * s)]
-    for i, f in enumerate(frames):
+    s = cfg.scale(box)
+    out: list[Box] = []
+    kcf: _Kcf | None = None
+    for f in frames:
         small = _scale_frames([f], s)[0]
-        with no_ipp():
-            if i == 0:
-                tr.init(small, tuple(int(round(v)) for v in out[0]))
-                continue
-            ok, b = tr.update(small)
-        out.append(tuple(float(v) for v in b) if ok else out[-1])  # type: ignore[arg-type]
-    boxes = np.array(out, np.float64) / s
-    boxes[0] = (x, y, w, h)
+        if kcf is None:
+            kcf = _Kcf(small, (x * s, y * s, w * s, h * s), cfg.detect_thresh)
+            out.append(kcf.box)
+        else:
+            out.append(kcf.update(small)[0])
+    boxes = np.array(out, np.float64).reshape(-1, 4) / s
+    if len(boxes):
+        boxes[0] = (x, y, w, h)
     return boxes
 
 
@@ -244,10 +300,10 @@ def track(
     if w <= 0 or h <= 0:
         raise ValueError(f"box {tuple(box)} has no area")
     height, width = shape[:2]
-    s = cfg.track_box / max(w, h)
+    s = cfg.scale(box)
     small = _scale_frames(list(frames[:n]), s)
     seed_s: Box = (x * s, y * s, w * s, h * s)
-    fwd, flags = _run_kcf(small, seed_s)
+    fwd, flags, collapsed = _run_kcf(small, seed_s, cfg.detect_thresh)
     frozen = len(flags) - (max((i + 1 for i, ok in enumerate(flags) if ok), default=0))
     boxes = np.array(fwd, np.float64) / s
     boxes[0] = (x, y, w, h)
@@ -256,17 +312,17 @@ def track(
     min_in = min(inside_fraction(b, width, height, w * h) for b in boxes)
     bx, by, bw, bh = boxes[-1]
     at_edge = bx <= 1 or by <= 1 or bx + bw >= width - 1 or by + bh >= height - 1
-    left = min_in < cfg.min_inside or (frozen >= cfg.max_frozen and at_edge)
+    left = min_in < cfg.min_inside or ((frozen >= cfg.max_frozen or collapsed) and at_edge)
     lost = frozen >= cfg.max_frozen
     back_box: Box = (float("nan"),) * 4
     fb_iou = float("nan")
-    if cfg.backward_on_dropped or not (left or lost):
-        back, _ = _run_kcf(small[::-1], fwd[-1])
+    if cfg.backward_on_dropped or not (left or lost or collapsed):
+        back, _, _ = _run_kcf(small[::-1], fwd[-1], cfg.detect_thresh)
         fb_iou = iou(back[-1], fwd[0])
         back_box = tuple(float(v) / s for v in back[-1])  # type: ignore[assignment]
     # Colour similarity of consecutive tracked patches at tracking scale (cheap).
     hists = [
-        colour_hist(crop_resize(f, b, cfg.track_box), cfg.hist_bins)
+        colour_hist(crop_resize(f, b, cfg.track_box or 96), cfg.hist_bins)
         for f, b in zip(small, fwd, strict=True)
     ]
     step_sim = min(
@@ -285,6 +341,8 @@ def track(
     end_sim = float(np.minimum(hists[0], hists[-1]).sum())
     if left:
         reason = "left_frame"  # shrank against the border, or lost while touching it
+    elif collapsed:
+        reason = "box_collapsed"
     elif lost:
         reason = "kcf_lost"
     elif fb_iou < cfg.min_fb_iou:

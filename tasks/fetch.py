@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import luigi
+import pyarrow as pa
 
 from pipeline.download import DownloadConfig, DownloadError
 from pipeline.ingest import Planned, ProbeConfig, Rejected, fetch_one, plan_entries
 from pipeline.url_list import shard_slice
 from pipeline.video_ids import resolve_local, url_scheme
-from pipeline.video_io import VideoError
+from pipeline.video_io import Backend, VideoError
 from tasks.common import (
     ShardTask,
     StageOutput,
@@ -95,6 +96,32 @@ def video_path(row: Mapping[str, Any]) -> str:
         f"video {vid}: local input {path} no longer exists (videomine never deletes local "
         "inputs): restore the file or edit the video list"
     )
+
+
+def usable_videos(videos: pa.Table) -> list[dict[str, Any]]:
+    """Rows of a ``videos`` table that fetched fine (status ok, with a local file): video_id,
+    local_path, owned, status, width, height, backend where the table has them."""
+    missing = {"video_id", "local_path", "status"} - set(videos.column_names)
+    if missing:
+        raise KeyError(f"videos table lacks columns {sorted(missing)}")
+    cols = [
+        c
+        for c in ("video_id", "local_path", "owned", "status", "width", "height", "backend")
+        if c in videos.column_names
+    ]
+    return [
+        r
+        for r in videos.select(cols).to_pylist()
+        if str(r.get("status", "ok")) == "ok" and r.get("local_path")
+    ]
+
+
+def recorded_backend(row: Mapping[str, Any]) -> Backend:
+    """The reader FetchVideos probed the file with (``videos.backend``), for later stages
+    to open it with: "auto" would try decord first, which a file PyAV had to read may
+    crash (docs/fetch.md). Rows without one (tables from before it was kept) get "auto"."""
+    b = row.get("backend")
+    return b if b in ("decord", "pyav") else "auto"
 
 
 def _released(row: Mapping[str, Any]) -> bool:

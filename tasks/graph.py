@@ -34,6 +34,7 @@ from pipeline.clustering import ChildConfig, ParentConfig, cluster_children, clu
 from pipeline.features import FeatureConfig
 from pipeline.graph import EDGE_KINDS, PAIR_KINDS, GraphConfig, build_graph
 from tasks.common import (
+    EmptyOutputError,
     ShardTask,
     StageOutput,
     StageTarget,
@@ -44,6 +45,7 @@ from tasks.common import (
     shard_count,
     stage_params,
 )
+from tasks.feature_source import build_source, feature_model_task
 from tasks.graph_io import (
     NODE_COLUMNS,
     VIEWS,
@@ -94,8 +96,6 @@ class EmbedPatches(ShardTask):
         when no --checkpoint is given (the DAG's "patches + feature model")."""
         if self.checkpoint:
             return None
-        from tasks.train import feature_model_task  # lazy: training is optional here
-
         return feature_model_task(self.source)
 
     def produce(self, out: StageOutput) -> None:
@@ -103,7 +103,7 @@ class EmbedPatches(ShardTask):
         model = self.model_task()
         if model is not None:
             cfg = dataclasses.replace(cfg, checkpoint=str(model.checkpoint_path()))
-        source = features.build_source(cfg)
+        source = build_source(cfg)
         nodes = track_nodes(self.requires()["tracks"].output())
         a = nodes.filter(pc.equal(nodes["view"], "A"))
         feats = np.zeros((a.num_rows, source.dim), np.float16)
@@ -151,7 +151,11 @@ class ClusterParents(StageTask):
         emb = concat_stage_tables(self.requires(), "embeddings")
         emb = emb.filter(emb["valid"])
         if emb.num_rows == 0:
-            raise ValueError("ClusterParents: no valid embeddings in any shard (no kept tracks?)")
+            raise EmptyOutputError(
+                f"ClusterParents: no kept track in any of the run's {len(self.requires())} "
+                "shard(s), nothing to cluster (see seed_videos of DetectMotion and "
+                "track_videos of TrackObjects for each video's counts)"
+            )
         x = feature_matrix(emb)
         if self.pca_dim:
             pca = features.fit_pca(x, self.pca_dim, seed=cfg.seed)

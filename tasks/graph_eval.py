@@ -32,6 +32,7 @@ from pipeline.cluster_metrics import clustering_report
 from pipeline.clustering import ChildConfig, ParentConfig, cluster_children, cluster_parents
 from pipeline.features import FeatureConfig
 from tasks.common import EvaluationTask, config_from_params, stage_params
+from tasks.feature_source import build_source
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -78,7 +79,7 @@ class EvaluateClusters(EvaluationTask):
         root, out = Path(self.data_root), Path(self.out_dir)
         paths, labels, classes = find_images(root)
         self.set_status_message(f"embedding {len(paths)} images ({fcfg.source})")
-        source = features.build_source(fcfg)
+        source = build_source(fcfg)
         feats = features.embed(load_images(paths, fcfg.patch_size), source, fcfg.batch_size)
         valid = np.abs(feats.astype(np.float32)).sum(axis=1) > 0
         parents = np.full(len(paths), -1, np.int64)

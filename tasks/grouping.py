@@ -220,7 +220,14 @@ def tree_from_row(row: dict[str, Any]) -> RegionTree:
                       np.asarray(row["merge_height"], np.float32))  # fmt: skip
 
 
-@stage_params(EdgeConfig, RegionConfig)
+# motion-edge settings do not change gradient trees: not parameters here (no new output
+# path when only they change)
+MOTION_ONLY = ("flow_method", "dis_preset", "flow_sigma", "motion_half_strength",
+               "min_motion_px", "max_flow_frac", "moving_px", "max_moving_share",
+               "min_moving_share", "snap_px", "superpixels")  # fmt: skip
+
+
+@stage_params(EdgeConfig, RegionConfig, exclude=MOTION_ONLY)
 class ComputeRegions(ShardTask):
     """Region trees of one shard's mined frames -> ``regions`` (+ ``ucm.png``)."""
 

@@ -37,7 +37,7 @@ from pipeline import imaging
 from pipeline.learned_edges import edge_map_from_probability
 from tasks.common import StageOutput, shard_count
 from tasks.grouping import EdgeSource, register_edge_source
-from tasks.train import OUTPUT_FILES, _Train
+from tasks.train import OUTPUT_FILES, TrainBase
 
 _T = EdgeTargetConfig()
 MOTION_TABLE = (
@@ -65,7 +65,7 @@ def frame_sources() -> list[luigi.Task]:
     return [SegmentMotion(shard=i) for i in range(shard_count())]
 
 
-class TrainEdges(_Train):
+class TrainEdges(TrainBase):
     """Edge network from motion edges, re-trained on its own edges for ``rounds`` rounds."""
 
     kind = "edges"
@@ -175,7 +175,7 @@ class TrainEdges(_Train):
         return self.check_outputs(rdir, cfg)
 
 
-class TrainGrouping(_Train):
+class TrainGrouping(TrainBase):
     """Zhang & Maire 2020: pixel embeddings from region-tree pixel pairs on mined frames."""
 
     kind = "grouping"

@@ -26,31 +26,16 @@ from typing import Any
 
 import luigi
 import numpy as np
-import pyarrow as pa
 from numpy.typing import NDArray
 
 from pipeline import imaging
 from pipeline.motion import MotionConfig
 from pipeline.seeding import scan, select_seeds
 from pipeline.tracking import TrackingConfig, TrackResult, track
-from pipeline.video_io import VideoReader
+from pipeline.video_io import Backend, VideoReader
 from tasks.common import ShardTask, StageOutput, config_from_params, read_stage_table, stage_params
 
 log = logging.getLogger(__name__)
-
-
-def usable_videos(videos: pa.Table) -> list[dict[str, Any]]:
-    """Rows of a ``videos`` table that fetched fine (status ok, with a local file)."""
-    cols = [
-        c
-        for c in ("video_id", "local_path", "owned", "status", "width", "height")
-        if c in videos.column_names
-    ]
-    return [
-        r
-        for r in videos.select(cols).to_pylist()
-        if str(r.get("status", "ok")) == "ok" and r.get("local_path")
-    ]
 
 
 def _failure(video_id: str, err: BaseException, t0: float, **zeros: int) -> dict[str, Any]:
@@ -72,8 +57,12 @@ def seed_id(video_id: str, frame: int) -> str:
 class DetectMotion(ShardTask):
     """Motion seeds of one shard's videos -> ``seeds`` + ``seed_videos``."""
 
-    may_be_empty = ("seeds",)  # a shard of static or all-moving clips has no seed
-    workers = luigi.IntParameter(
+    # A shard of static or all-moving clips has no seed; a shard without a usable video
+    # (every line failed or a duplicate) has no seed_videos row. Neither is "empty output":
+    # only a run with no kept track at all is (ClusterParents refuses it).
+    may_be_empty = ("seeds", "seed_videos")
+    # not `workers`: a root task's parameters become bare flags, and Luigi owns --workers
+    threads = luigi.IntParameter(
         default=1,
         significant=False,
         description="pair analyses run at once in threads (same rows; 1 = single core)",
@@ -85,7 +74,7 @@ class DetectMotion(ShardTask):
         return FetchVideos(shard=self.shard)
 
     def produce(self, out: StageOutput) -> None:
-        from tasks.fetch import video_path  # names a file released by keep_videos=false
+        from tasks.fetch import recorded_backend, usable_videos, video_path  # fetch's reader
 
         cfg: MotionConfig = config_from_params(self, MotionConfig)
         videos = usable_videos(read_stage_table(self.requires(), "videos"))
@@ -95,7 +84,8 @@ class DetectMotion(ShardTask):
             self.progress(i, len(videos), f"motion {v['video_id']}")
             t0 = time.time()
             try:
-                rows, stat = detect_video(v["video_id"], video_path(v), cfg, int(self.workers))
+                rows, stat = detect_video(v["video_id"], video_path(v), cfg, int(self.threads),
+                                          backend=recorded_backend(v))  # fmt: skip
             except Exception as e:  # per-video failure is a row; the shard goes on
                 log.warning("DetectMotion %s failed: %s", v["video_id"], e)
                 zeros = dict.fromkeys(
@@ -127,12 +117,13 @@ class DetectMotion(ShardTask):
 
 
 def detect_video(
-    video_id: str, path: str, cfg: MotionConfig, workers: int = 1
+    video_id: str, path: str, cfg: MotionConfig, workers: int = 1, backend: Backend = "auto"
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """``seeds`` rows and the ``seed_videos`` row (without wall time) of one video.
 
-    ``workers`` > 1: pair analyses in that many threads (same rows)."""
-    with VideoReader(path, height=cfg.frame_height) as reader:
+    ``workers`` > 1: pair analyses in that many threads (same rows). ``backend``: the
+    reader FetchVideos recorded for the file."""
+    with VideoReader(path, height=cfg.frame_height, backend=backend) as reader:
         fps = reader.fps
         src_h, src_w = reader.source_size
         result = scan(reader.iter_frames(), cfg, workers)
@@ -193,12 +184,13 @@ class TrackObjects(ShardTask):
     sheet_rows = luigi.IntParameter(
         default=16, significant=False, description="rows of the pairs contact sheet"
     )
-    workers = luigi.IntParameter(
+    threads = luigi.IntParameter(  # not `workers`: Luigi owns --workers
         default=1,
         significant=False,
         description="seeds tracked at once in threads (same rows; 1 = single core)",
     )
-    may_be_empty = ("tracks", "patches")  # no seeds, no tracks: allowed like DetectMotion
+    # no seeds, no tracks: allowed like DetectMotion; track_videos has a row per usable video
+    may_be_empty = ("tracks", "patches", "track_videos")
 
     def requires(self) -> dict[str, luigi.Task]:
         from tasks.fetch import FetchVideos
@@ -206,7 +198,7 @@ class TrackObjects(ShardTask):
         return {"videos": FetchVideos(shard=self.shard), "seeds": DetectMotion(shard=self.shard)}
 
     def produce(self, out: StageOutput) -> None:
-        from tasks.fetch import video_path  # names a file released by keep_videos=false
+        from tasks.fetch import recorded_backend, usable_videos, video_path  # fetch's reader
 
         cfg: TrackingConfig = config_from_params(self, TrackingConfig)
         req = self.requires()
@@ -220,6 +212,11 @@ class TrackObjects(ShardTask):
         tracks_w, patches_w = out.writer("tracks"), out.writer("patches")
         sheet = PairSheet(int(self.sheet_rows))
         status_rows = []
+        for vid in sorted(set(videos) - set(by_video)):  # processed, no seed: still a row
+            status_rows.append(
+                {"video_id": vid, "status": "ok", "n_seeds": 0, "n_kept": 0,
+                 "wall_time_s": 0.0, "error": None, "traceback": None}
+            )  # fmt: skip
         for i, (vid, vseeds) in enumerate(sorted(by_video.items())):
             self.progress(i, len(by_video), f"tracking {vid}")
             t0 = time.time()
@@ -227,8 +224,8 @@ class TrackObjects(ShardTask):
                 if vid not in videos:
                     raise FileNotFoundError(f"video {vid} has seeds but no usable file")
                 tracks, patches = track_video(vid, video_path(videos[vid]), vseeds, cfg,
-                                              int(self.frame_height), sheet,
-                                              int(self.workers))  # fmt: skip
+                                              int(self.frame_height), sheet, int(self.threads),
+                                              backend=recorded_backend(videos[vid]))  # fmt: skip
             except Exception as e:
                 log.warning("TrackObjects %s failed: %s", vid, e)
                 status_rows.append(_failure(vid, e, t0, n_seeds=len(vseeds), n_kept=0))
@@ -248,7 +245,7 @@ class TrackObjects(ShardTask):
         if sheet.save(out.path / "pairs.png"):
             out.note("contact_sheet", "pairs.png")
         self.progress(len(by_video), len(by_video), "done")
-        self.check_failure_rate(sum(r["status"] == "failed" for r in status_rows), len(by_video))
+        self.check_failure_rate(sum(r["status"] == "failed" for r in status_rows), len(status_rows))
 
 
 class PairSheet:
@@ -286,6 +283,7 @@ def track_video(
     frame_height: int,
     sheet: PairSheet | None = None,
     workers: int = 1,
+    backend: Backend = "auto",
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``tracks`` and ``patches`` rows of one video's seeds.
 
@@ -294,7 +292,7 @@ def track_video(
     tracks: list[dict[str, Any]] = []
     patches: list[dict[str, Any]] = []
     L = cfg.track_length
-    with VideoReader(path, height=frame_height) as reader:
+    with VideoReader(path, height=frame_height, backend=backend) as reader:
         n = len(reader)
         s = reader.size[0] / reader.source_size[0]  # original -> decode scale
         todo = []

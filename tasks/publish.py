@@ -143,12 +143,18 @@ class PublishDataset(luigi.Task):
 
     def complete(self) -> bool:
         """Done when this version exists *and* was published from this run's outputs; a
-        version published from another run makes :meth:`run` refuse loudly instead."""
+        version published from another run makes :meth:`run` refuse loudly instead.
+
+        Outputs are compared by directory name, ``<task_id>-<lineage8>``: the task id alone
+        leaves out the input list and everything upstream, so another run with the same
+        parameters over other videos has the same ids."""
         reg = Registry(self.registry_url() or None)
         ref = f"{self.name}@{self.version}"
         if not reg.exists(ref):
             return False
-        published = {s["task_id"] for s in reg.manifest(ref).sources}
+        published = {
+            str(s["dir"]).rstrip("/").rsplit("/", 1)[-1] for s in reg.manifest(ref).sources
+        }
         try:
             run = scan_run(videomine().root)
         except FileNotFoundError:
@@ -156,7 +162,7 @@ class PublishDataset(luigi.Task):
         finals = [t.output().url for t in luigi.task.flatten(self.requires())]
         if finals and not all(t.complete() for t in luigi.task.flatten(self.requires())):
             return False
-        here = {s.task_id for s in (run.select(finals) if finals else run).complete_stages()}
+        here = {s.dirname for s in (run.select(finals) if finals else run).complete_stages()}
         return published <= here
 
     def _status(self, message: str) -> None:

@@ -11,7 +11,8 @@ through ``pipeline.segmentation`` (memory bounded by one shot of <= 110 frames) 
   2017, kept frames first.
 
 Every uNLC, shot and pruning default comes from its dataclass (`stage_params`); override
-them in ``luigi.cfg`` under ``[SegmentMotion]``.
+them in ``luigi.cfg`` under ``[SegmentMotion]``. ``--preset videoseg`` runs the authors'
+algorithm instead of ours (``pipeline.segmentation.PRESETS``; explicit overrides still win).
 """
 
 from __future__ import annotations
@@ -28,7 +29,14 @@ from numpy.typing import NDArray
 
 from pipeline import imaging
 from pipeline.pruning import PruneConfig, soft_to_png8
-from pipeline.segmentation import MAX_SIDE, ShotOutcome, mask_overlay, segment_video
+from pipeline.segmentation import (
+    MAX_SIDE,
+    PRESETS,
+    ShotOutcome,
+    apply_preset,
+    mask_overlay,
+    segment_video,
+)
 from pipeline.shots import ShotConfig
 from pipeline.unlc import UnlcConfig
 from tasks.common import ShardTask, StageOutput, config_from_params, read_stage_table, stage_params
@@ -135,19 +143,6 @@ def _shrink(img: NDArray[np.uint8], s: float) -> NDArray[np.uint8]:
     )
 
 
-def usable_videos(videos: Any) -> list[tuple[str, str]]:
-    """(video_id, local_path) of the rows of a ``videos`` table that fetched fine."""
-    missing = {"video_id", "local_path", "status"} - set(videos.column_names)
-    if missing:
-        raise KeyError(f"videos table lacks columns {sorted(missing)}")
-    rows = videos.select(["video_id", "local_path", "status"]).to_pylist()
-    return [
-        (str(r["video_id"]), str(r["local_path"]))
-        for r in rows
-        if r["status"] == "ok" and r["local_path"]
-    ]
-
-
 @stage_params(ShotConfig, UnlcConfig, PruneConfig)
 class SegmentMotion(ShardTask):
     """uNLC motion masks of one shard's videos -> ``masks`` + ``mask_shots`` tables."""
@@ -157,7 +152,11 @@ class SegmentMotion(ShardTask):
     overlay_rows = luigi.IntParameter(
         default=8, significant=False, description="rows of the overlay sheet"
     )
-    may_be_empty = ("masks",)  # a shard of static clips legitimately yields no mask
+    preset = luigi.ChoiceParameter(
+        default="ours", choices=sorted(PRESETS), description="uNLC preset (videoseg: authors')"
+    )
+    # a shard of static clips yields no mask; one without a usable video has no shot row
+    may_be_empty = ("masks", "mask_shots")
 
     def requires(self) -> luigi.Task:
         from tasks.fetch import FetchVideos  # lazy: importing `tasks` must not need it
@@ -166,22 +165,26 @@ class SegmentMotion(ShardTask):
 
     def produce(self, out: StageOutput) -> None:
         shot_cfg = config_from_params(self, ShotConfig)
-        unlc_cfg = config_from_params(self, UnlcConfig)
-        prune_cfg = config_from_params(self, PruneConfig)
+        unlc_cfg, prune_cfg = apply_preset(
+            self.preset, config_from_params(self, UnlcConfig), config_from_params(self, PruneConfig)
+        )
         unlc_cfg.validate()
         prune_cfg.validate()
-        from tasks.fetch import video_path  # names a file released by keep_videos=false
+        from tasks.fetch import recorded_backend, usable_videos, video_path  # fetch's reader
 
         videos = usable_videos(read_stage_table(self.requires(), "videos"))
         masks_w = out.writer("masks")
         shots_w = out.writer("mask_shots")
         sheet = OverlaySheet(prune_cfg, self.overlay_rows)
         failed = 0
-        for k, (video_id, path) in enumerate(videos):
+        for k, row in enumerate(videos):
+            video_id = row["video_id"]
             self.progress(k, len(videos), f"segmenting {video_id}")
             try:
-                path = video_path({"video_id": video_id, "local_path": path})
-                for oc in segment_video(path, shot_cfg, unlc_cfg, prune_cfg, self.max_side):
+                path, backend = video_path(row), recorded_backend(row)
+                for oc in segment_video(
+                    path, shot_cfg, unlc_cfg, prune_cfg, self.max_side, backend=backend
+                ):
                     masks_w.write(mask_rows(video_id, oc, self.jpeg_quality))
                     shots_w.write([shot_row(video_id, oc)])
                     sheet.add(video_id, oc)

@@ -12,10 +12,18 @@ Output (``--out-dir DIR``):
   the frames; all zeros for frames uNLC did not segment (subsampled out, rejected shot);
 - ``metrics.md``: per sequence and overall, mean IoU / precision / recall of the soft mask
   thresholded at ``threshold`` (0.5) and of the trimap's positive part (> 0.7), the share
-  of frames segmented and the share of segmented frames kept by pruning;
-- ``metrics.json`` (written last: the task's completion marker) with the same numbers.
+  of frames segmented and the share of segmented frames kept by pruning; beside them the
+  two baselines (``pipeline.mask_baselines``) scored by the same code on the same frames:
+  the compensated-flow floor and the centre rectangle; and the quality of the **kept
+  frames** (those pruning keeps for training): their count and share of the annotated
+  frames, mean IoU, and the trimap's positive precision (share of pixels > 0.7 that are
+  object) and negative precision (share of pixels < 0.4 that are background), pixels
+  pooled over the kept frames;
+- ``metrics.json`` (written last: the task's completion marker) with the same numbers; the
+  baselines under their own names, ``flow_floor`` and ``centre``.
 
 Frames without a prediction count as empty predictions (see ``pipeline.mask_metrics``).
+``--preset videoseg`` runs the authors' algorithm (``pipeline.segmentation.PRESETS``).
 """
 
 from __future__ import annotations
@@ -32,15 +40,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipeline import imaging
-from pipeline.mask_metrics import MaskScore, mean_score, score
+from pipeline.mask_baselines import FlowFloorConfig, centre_mask, flow_floor_masks
+from pipeline.mask_metrics import MaskScore, TrimapCounts, mean_score, score, trimap_counts
 from pipeline.pruning import PruneConfig, png8_to_soft, soft_to_png8
-from pipeline.segmentation import MAX_SIDE, segment_sequence
+from pipeline.segmentation import MAX_SIDE, PRESETS, apply_preset, fit_size, segment_sequence
 from pipeline.shots import ShotConfig
 from pipeline.unlc import UnlcConfig
 from tasks.common import EvaluationTask, config_from_params, stage_params
 
 log = logging.getLogger(__name__)
 MODES = (("one_shot", False), ("shot_detection", True))
+BASELINES = ("flow_floor", "centre")
 
 
 def _level(root: Path, name: str) -> Path:
@@ -76,6 +86,48 @@ def _as_dict(s: MaskScore) -> dict[str, float]:
     return {k: round(v, 4) for k, v in dataclasses.asdict(s).items()}
 
 
+def _nan_round(v: float) -> float | None:
+    return None if np.isnan(v) else round(v, 4)
+
+
+def kept_summary(ious: list[float], counts: TrimapCounts, annotated: int) -> dict[str, Any]:
+    """Quality of the frames pruning keeps: count, share of annotated frames, mean IoU,
+    trimap positive / negative precision (pixels pooled over the kept frames)."""
+    return {
+        "frames": len(ious),
+        "share": round(len(ious) / annotated, 4) if annotated else 0.0,
+        "iou": _nan_round(float(np.mean(ious))) if ious else None,
+        "positive_precision": _nan_round(counts.positive_precision),
+        "negative_precision": _nan_round(counts.negative_precision),
+        "counts": dataclasses.asdict(counts),
+    }
+
+
+def baseline_scores(
+    frames: NDArray[np.uint8], anns: dict[str, Path], stems: list[str], max_side: int
+) -> dict[str, list[MaskScore]]:
+    """Per annotated frame, the scores of the flow floor and the centre rectangle, computed
+    at the segmentation size and scored at the frame's size like uNLC's masks."""
+    h, w = frames.shape[1:3]
+    sh, sw = fit_size(h, w, max_side)
+    small = frames
+    if (sh, sw) != (h, w):
+        small = np.stack([cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA) for f in frames])
+    floor = flow_floor_masks(small, FlowFloorConfig())
+    centre = centre_mask(h, w)
+    out: dict[str, list[MaskScore]] = {k: [] for k in BASELINES}
+    for i, stem in enumerate(stems):
+        if stem not in anns:
+            continue
+        truth = _truth(anns[stem], (h, w))
+        fl = floor[i]
+        if fl.shape != (h, w):
+            fl = cv2.resize(fl.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+        out["flow_floor"].append(score(np.asarray(fl, bool), truth))
+        out["centre"].append(score(centre, truth))
+    return out
+
+
 @stage_params(ShotConfig, UnlcConfig, PruneConfig, exclude=("detect_shots",))
 class EvaluateSegmentation(EvaluationTask):
     """uNLC masks vs DAVIS-layout ground truth -> predictions, metrics.json, metrics.md."""
@@ -84,17 +136,26 @@ class EvaluateSegmentation(EvaluationTask):
     out_dir = luigi.Parameter(description="where predictions, metrics.json and the table go")
     threshold = luigi.FloatParameter(default=0.5, description="soft mask -> binary threshold")
     max_side = luigi.IntParameter(default=MAX_SIDE, description="frames' longer side (px)")
+    preset = luigi.ChoiceParameter(
+        default="ours", choices=sorted(PRESETS), description="uNLC preset (videoseg: authors')"
+    )
 
     def _evaluate(
-        self, name: str, frames_p: list[Path], anns: dict[str, Path], detect: bool, pred_dir: Path
+        self,
+        name: str,
+        frames: NDArray[np.uint8],
+        stems: list[str],
+        anns: dict[str, Path],
+        detect: bool,
+        pred_dir: Path,
     ) -> dict[str, Any]:
         shot_cfg = config_from_params(self, ShotConfig, detect_shots=detect)
-        unlc_cfg = config_from_params(self, UnlcConfig)
-        prune_cfg = config_from_params(self, PruneConfig)
-        frames = np.stack([imaging.decode_jpeg(p.read_bytes()) for p in frames_p])
+        unlc_cfg, prune_cfg = apply_preset(
+            self.preset, config_from_params(self, UnlcConfig), config_from_params(self, PruneConfig)
+        )
         h, w = frames.shape[1:3]
         preds: dict[int, NDArray[np.uint8]] = {}
-        kept = segmented = 0
+        kept_idx: set[int] = set()
         reasons: list[str] = []
         for oc in segment_sequence(frames, shot_cfg, unlc_cfg, prune_cfg, self.max_side):
             if oc.reason:
@@ -104,28 +165,34 @@ class EvaluateSegmentation(EvaluationTask):
                 if soft8.shape != (h, w):
                     soft8 = cv2.resize(soft8, (w, h), interpolation=cv2.INTER_LINEAR)
                 preds[fm.index] = soft8
-                segmented += 1
-                kept += int(fm.verdict.kept)
-        del frames
+                if fm.verdict.kept:
+                    kept_idx.add(fm.index)
         pred_dir.mkdir(parents=True, exist_ok=True)
         zeros = np.zeros((h, w), np.uint8)
-        thr, pos = [], []
-        for i, fp in enumerate(frames_p):
+        thr, pos, kept_iou = [], [], []
+        counts = TrimapCounts()
+        for i, stem in enumerate(stems):
             soft8 = preds.get(i, zeros)
-            (pred_dir / f"{fp.stem}.png").write_bytes(imaging.encode_png(soft8))
-            if fp.stem in anns:
-                truth = _truth(anns[fp.stem], (h, w))
+            (pred_dir / f"{stem}.png").write_bytes(imaging.encode_png(soft8))
+            if stem in anns:
+                truth = _truth(anns[stem], (h, w))
                 soft = png8_to_soft(soft8)
                 thr.append(score(soft > self.threshold, truth))
                 pos.append(score(soft > prune_cfg.trimap_positive, truth))
+                if i in kept_idx:
+                    kept_iou.append(thr[-1].iou)
+                    counts += trimap_counts(
+                        soft, truth, prune_cfg.trimap_negative, prune_cfg.trimap_positive
+                    )
         return {
             "sequence": name,
-            "frames": len(frames_p),
+            "frames": len(stems),
             "annotated": len(thr),
-            "segmented_share": round(segmented / len(frames_p), 4),
-            "kept_share": round(kept / segmented, 4) if segmented else 0.0,
+            "segmented_share": round(len(preds) / len(stems), 4),
+            "kept_share": round(len(kept_idx) / len(preds), 4) if preds else 0.0,
             "soft": _as_dict(mean_score(thr)),
             "trimap_positive": _as_dict(mean_score(pos)),
+            "kept": kept_summary(kept_iou, counts, len(thr)),
             "rejections": reasons,
         }
 
@@ -135,40 +202,96 @@ class EvaluateSegmentation(EvaluationTask):
         result: dict[str, Any] = {
             "data_root": str(root),
             "threshold": self.threshold,
+            "preset": self.preset,
             "params": self.to_str_params(only_significant=True),
         }
-        lines = [
-            "| mode | sequence | frames | segmented | kept | IoU@thr | P@thr | R@thr "
-            "| IoU trimap+ | P trimap+ | R trimap+ |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for mode, detect in MODES:
-            per_seq = []
-            for k, (name, (frames_p, anns)) in enumerate(seqs.items()):
-                self.set_status_message(f"{mode}: {name} ({k + 1}/{len(seqs)})")
+        per_mode: dict[str, list[dict[str, Any]]] = {m: [] for m, _ in MODES}
+        base: dict[str, dict[str, MaskScore]] = {k: {} for k in BASELINES}
+        for k, (name, (frames_p, anns)) in enumerate(seqs.items()):
+            self.set_status_message(f"{name} ({k + 1}/{len(seqs)})")
+            self.set_progress_percentage(100 * k // len(seqs))
+            frames = np.stack([imaging.decode_jpeg(p.read_bytes()) for p in frames_p])
+            stems = [p.stem for p in frames_p]
+            for key, scores in baseline_scores(frames, anns, stems, self.max_side).items():
+                base[key][name] = mean_score(scores)
+            for mode, detect in MODES:
                 pred_dir = out / name if mode == "one_shot" else out / mode / name
-                per_seq.append(self._evaluate(name, frames_p, anns, detect, pred_dir))
-            overall: dict[str, Any] = {
-                key: _as_dict(mean_score([MaskScore(**s[key]) for s in per_seq if s["annotated"]]))
-                for key in ("soft", "trimap_positive")
+                per_mode[mode].append(self._evaluate(name, frames, stems, anns, detect, pred_dir))
+            del frames
+        for key in BASELINES:
+            annotated = [n for n, s in base[key].items() if not np.isnan(s.iou)]
+            result[key] = {
+                "sequences": {n: _as_dict(s) for n, s in base[key].items()},
+                "overall": _as_dict(mean_score([base[key][n] for n in annotated])),
             }
-            overall["kept_share"] = round(float(np.mean([s["kept_share"] for s in per_seq])), 4)
-            overall["segmented_share"] = round(
-                float(np.mean([s["segmented_share"] for s in per_seq])), 4
-            )
-            result[mode] = {"sequences": per_seq, "overall": overall}
-            for s in [*per_seq, {"sequence": "**overall**", "frames": "", **overall}]:
-                a, b = s["soft"], s["trimap_positive"]
-                lines.append(
-                    f"| {mode} | {s['sequence']} | {s['frames']} | {s['segmented_share']:.2f} "
-                    f"| {s['kept_share']:.2f} | {a['iou']:.3f} | {a['precision']:.3f} "
-                    f"| {a['recall']:.3f} | {b['iou']:.3f} | {b['precision']:.3f} "
-                    f"| {b['recall']:.3f} |"
-                )
+        for mode, per_seq in per_mode.items():
+            result[mode] = {"sequences": per_seq, "overall": _overall(per_seq, base)}
         out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.md").write_text("\n".join(lines) + "\n")
+        (out / "metrics.md").write_text(metrics_table(result))
         with self.output().temporary_path() as tmp:
             Path(tmp).write_text(json.dumps(result, indent=1, sort_keys=True))
         print(
-            f"EvaluateSegmentation wrote {out / 'metrics.json'}, {out / 'metrics.md'} and predictions under {out}"
+            f"EvaluateSegmentation wrote {out / 'metrics.json'}, {out / 'metrics.md'} "
+            f"and predictions under {out}"
         )
+
+
+def _overall(
+    per_seq: list[dict[str, Any]], base: dict[str, dict[str, MaskScore]]
+) -> dict[str, Any]:
+    scored = [s for s in per_seq if s["annotated"]]
+    overall: dict[str, Any] = {
+        key: _as_dict(mean_score([MaskScore(**s[key]) for s in scored]))
+        for key in ("soft", "trimap_positive")
+    }
+    overall["kept_share"] = round(float(np.mean([s["kept_share"] for s in per_seq])), 4)
+    overall["segmented_share"] = round(float(np.mean([s["segmented_share"] for s in per_seq])), 4)
+    ious = [s["kept"]["iou"] for s in scored for _ in range(s["kept"]["frames"])]
+    counts = TrimapCounts()
+    for s in scored:
+        counts += TrimapCounts(**s["kept"]["counts"])
+    overall["kept"] = kept_summary(ious, counts, sum(s["annotated"] for s in scored))
+    floor = base["flow_floor"]
+    overall["above_floor"] = sum(
+        s["soft"]["iou"] > floor[s["sequence"]].iou for s in scored if s["sequence"] in floor
+    )
+    return overall
+
+
+def _f(v: float | None) -> str:
+    return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.3f}"
+
+
+def metrics_table(result: dict[str, Any]) -> str:
+    """metrics.md: ours beside the two baselines per sequence, then kept-frame quality."""
+    lines = [
+        f"uNLC preset `{result['preset']}`; IoU of the soft mask > {result['threshold']} beside "
+        "the compensated-flow floor and the centre rectangle (same frames, same scoring); "
+        "kept: frames pruning keeps, their share of the annotated frames, mean IoU, trimap "
+        "positive (> 0.7) and negative (< 0.4) precision.",
+        "",
+        "| mode | sequence | frames | segmented | IoU@thr | P@thr | R@thr | IoU floor "
+        "| IoU centre | IoU trimap+ | kept | kept share | kept IoU | kept P+ | kept P- |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for mode, _ in MODES:
+        data = result[mode]
+        fl, ce = result["flow_floor"], result["centre"]
+        rows = [(s, fl["sequences"].get(s["sequence"]), ce["sequences"].get(s["sequence"]))
+                for s in data["sequences"]]  # fmt: skip
+        ov = {"sequence": "**overall**", "frames": "", **data["overall"]}
+        rows.append((ov, fl["overall"], ce["overall"]))
+        for s, f, c in rows:
+            a, k = s["soft"], s["kept"]
+            lines.append(
+                f"| {mode} | {s['sequence']} | {s['frames']} | {s['segmented_share']:.2f} "
+                f"| {_f(a['iou'])} | {_f(a['precision'])} | {_f(a['recall'])} "
+                f"| {_f(f['iou'] if f else None)} | {_f(c['iou'] if c else None)} "
+                f"| {_f(s['trimap_positive']['iou'])} | {k['frames']} | {k['share']:.2f} "
+                f"| {_f(k['iou'])} | {_f(k['positive_precision'])} "
+                f"| {_f(k['negative_precision'])} |"
+            )
+        n = len(data["sequences"])
+        lines.append(f"| {mode} | above the floor | {data['overall']['above_floor']}/{n} "
+                     + "| " * 12 + "|")  # fmt: skip
+    return "\n".join(lines) + "\n"

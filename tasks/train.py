@@ -1,4 +1,7 @@
-"""Training stages: TrainTracking, TrainTransitive, TrainMasks, TrainContext (DESIGN 4.6).
+"""Training stages: the shared base, TrainTracking, TrainMasks, TrainContext (DESIGN 4.6).
+
+``TrainTransitive`` lives in ``tasks.train_transitive`` (it needs BuildGraph, which needs
+this module for its feature models: the modules import one way only).
 
 Each launches ``python -m models.train`` (``torchrun --standalone`` when ``--nproc`` > 1)
 on its inputs, then checks what it wrote and commits ``checkpoint.pt``, ``summary.json``,
@@ -33,11 +36,9 @@ from typing import Any, ClassVar
 import luigi
 import torch
 
-from models import feature_sources
 from models.config import TrainConfig
 from tasks.common import StageOutput, StageTask, shard_count, videomine
 
-feature_sources.register()  # the `context` and `tracking` sources of pipeline.features
 _D = TrainConfig()  # every default lives in the dataclass
 OUTPUT_FILES = ("checkpoint.pt", "summary.json", "metrics.jsonl", "config.json")
 
@@ -47,7 +48,7 @@ def _plain(v: Any) -> Any:
     return json.loads(json.dumps(v, default=lambda o: dict(o) if hasattr(o, "items") else list(o)))
 
 
-class _Train(StageTask):
+class TrainBase(StageTask):
     kind: ClassVar[str] = "ranking"
     fixed: ClassVar[dict[str, Any]] = {}  # TrainConfig keys this task pins
 
@@ -65,9 +66,11 @@ class _Train(StageTask):
     options = luigi.DictParameter(default={}, description="other TrainConfig keys (JSON)")
     nproc = luigi.IntParameter(default=1, significant=False, description="processes; >1: torchrun")
     device = luigi.Parameter(default=_D.device, significant=False)
-    # not "workers": a root task's parameter of that name collides with luigi's --workers
+    # not `workers`: a root task's parameters become bare flags, and Luigi owns --workers
     loader_workers = luigi.IntParameter(
-        default=_D.workers, significant=False, description="loader processes per rank (-1 auto)"
+        default=_D.workers,
+        significant=False,
+        description="JPEG-decoding loader processes per rank (TrainConfig.workers; -1 = auto)",
     )
 
     @property
@@ -171,7 +174,7 @@ def _segment_motion() -> list[luigi.Task]:
     return [SegmentMotion(shard=i) for i in range(shard_count())]
 
 
-class TrainTracking(_Train):
+class TrainTracking(TrainBase):
     """Wang & Gupta 2015: the ranking network on intra-instance (tracking) pairs only."""
 
     kind = "ranking"
@@ -181,18 +184,7 @@ class TrainTracking(_Train):
         return _track_objects()
 
 
-class TrainTransitive(_Train):
-    """Wang, He & Gupta 2017: the ranking network on every pair type of the graph."""
-
-    kind = "ranking"
-
-    def upstream(self) -> list[luigi.Task]:
-        from tasks.graph import BuildGraph
-
-        return [BuildGraph()]
-
-
-class TrainMasks(_Train):
+class TrainMasks(TrainBase):
     """Pathak et al. 2017: the mask network on uNLC trimaps."""
 
     kind = "mask"
@@ -201,19 +193,10 @@ class TrainMasks(_Train):
         return _segment_motion()
 
 
-class TrainContext(_Train):
+class TrainContext(TrainBase):
     """Doersch et al. 2015 context prediction on mined frames (a feature source)."""
 
     kind = "context"
 
     def upstream(self) -> list[luigi.Task]:
         return _segment_motion()
-
-
-def feature_model_task(source: str) -> luigi.Task | None:
-    """The training task whose checkpoint a feature source needs (None for hog/random/...)."""
-    if source == "context":
-        return TrainContext()
-    if source == "tracking":
-        return TrainTracking()
-    return None

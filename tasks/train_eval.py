@@ -4,9 +4,15 @@
         [--checkpoint CKPT | --model transitive|tracking|context] --local-scheduler
     luigi --module tasks EvaluateMasks --data-root DAVIS --out-dir OUT \
         [--checkpoint CKPT | --model masks] [--unlc-root UNLC] --local-scheduler
+    luigi --module tasks EvaluateLinear --data-root LABELLED --out-dir OUT \
+        [--networks '{"student": CKPT}'] [--models student,context] [--layer pool5] \
+        --local-scheduler
 
 ``EvaluateRetrieval``: top-k (20) retrieval by cosine on pool5 (Wang & Gupta 2015) for the
 checkpoint, a random-init trunk of the same architecture and HOG, in one run.
+``EvaluateLinear``: a linear classifier on frozen features (``models.linear_probe``), one
+table over the majority-class floor, HOG, random init and every network (those not given
+are listed as not available).
 ``EvaluateMasks``: IoU / precision / recall of the mask network on a DAVIS-layout folder,
 beside uNLC masks of the same frames when ``--unlc-root`` is given. Both write
 ``metrics.json`` (last, atomically: it is the task's output) and ``metrics.md`` into
@@ -22,19 +28,25 @@ from typing import Any
 import luigi
 
 from models.evaluate import evaluate_masks, evaluate_retrieval
-from tasks.common import EvaluationTask
+from models.linear_probe import LinearProbeConfig, evaluate_linear
+from tasks.common import EvaluationTask, config_from_params, stage_params
 
-MODELS = ("transitive", "tracking", "context", "masks")
+MODELS = ("transitive", "tracking", "context", "masks", "student")
+# rows of EvaluateLinear's comparison table, listed as "not available" when not given
+COMPARED = ("transitive", "tracking", "context", "counting", "jigsaw", "student")
 
 
 def _train_task(model: str) -> luigi.Task:
     from tasks import train
+    from tasks.train_transitive import TrainTransitive
+    from tasks.transfer import TrainStudent
 
     tasks = {
-        "transitive": train.TrainTransitive,
+        "transitive": TrainTransitive,
         "tracking": train.TrainTracking,
         "context": train.TrainContext,
         "masks": train.TrainMasks,
+        "student": TrainStudent,
     }
     if model not in tasks:
         raise KeyError(f"unknown model {model!r}; valid: {', '.join(MODELS)}")
@@ -93,6 +105,40 @@ class EvaluateMasks(_Evaluate):
         )
 
 
+@stage_params(LinearProbeConfig, exclude=("batch_size",))
+class EvaluateLinear(EvaluationTask):
+    """Linear classifier on frozen features of ``--layer``, one table over the floor
+    (majority class), HOG, random init and every network: ``--networks '{"student": CKPT}'``
+    and/or ``--models student,context`` (their training tasks are required)."""
+
+    data_root = luigi.Parameter(description="labelled folder: one sub-folder per class")
+    out_dir = luigi.Parameter(description="where metrics.json and metrics.md go")
+    networks = luigi.DictParameter(default={}, description="row name -> checkpoint file")
+    models = luigi.Parameter(default="", description=f"comma-separated, of {', '.join(MODELS)}")
+    random_trunk = luigi.Parameter(default="alexnet", description="random init w/o networks")
+    batch_size = luigi.IntParameter(default=LinearProbeConfig.batch_size, significant=False)
+
+    def model_names(self) -> list[str]:
+        return [m.strip() for m in str(self.models).split(",") if m.strip()]
+
+    def requires(self) -> list[luigi.Task]:
+        return [_train_task(m) for m in self.model_names()]
+
+    def run(self) -> None:
+        nets: dict[str, str | None] = {n: None for n in COMPARED}
+        for name, task in zip(self.model_names(), self.requires(), strict=True):
+            nets[name] = str(task.checkpoint_path())
+        nets.update({str(k): str(v) for k, v in dict(self.networks).items()})
+        self.set_status_message(f"linear probes of {sum(v is not None for v in nets.values())}")
+        m = evaluate_linear(
+            str(self.data_root), str(self.out_dir), nets,
+            config_from_params(self, LinearProbeConfig), str(self.random_trunk),
+        )  # fmt: skip
+        print(
+            f"EvaluateLinear: wrote {m['metrics_path']} and {Path(str(self.out_dir)) / 'metrics.md'}"
+        )
+
+
 # Demo preset: a small BN-VGG that learns in ~100 CPU steps (docs/training.md, "VGG16 without
 # BatchNorm"); the paper's full-size defaults need a GPU.
 DEMO_TRAIN: dict[str, Any] = {
@@ -143,7 +189,7 @@ def labelled_folder_from_nodes(
 def demo_retrieval(dataset: str, out_dir: Path, workers: int = 1) -> str:
     """Train the demo preset on ``dataset`` (TrainTransitive) and evaluate retrieval by video
     against random init and HOG; returns the lines to print."""
-    from tasks.train import TrainTransitive
+    from tasks.train_transitive import TrainTransitive
 
     labelled = labelled_folder_from_nodes(dataset, out_dir / "labelled")
     train = TrainTransitive(dataset=dataset, **DEMO_TRAIN)

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2  # noqa: F401  before any test module imports decord (pipeline/_decord_source.py)
 import luigi
 import luigi.configuration
 import pytest

@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import av
 
@@ -57,9 +58,11 @@ def zero_frame_video(path: Path) -> Path:
     return path
 
 
-def lying_avi(path: Path, claim: int = 50) -> Path:
-    """A complete 20-frame AVI whose headers claim `claim` frames."""
-    src = write_video(path.with_suffix(".src.avi"), generate(SMALL).frames, 25.0, codec="mpeg4")
+def lying_avi(path: Path, claim: int = 50, frames: Any = None) -> Path:
+    """A complete AVI (SMALL's 20 frames, or `frames`) whose headers claim `claim` frames.
+    claim=2**31-1 makes decord abort the process (std::bad_alloc) when it opens the file."""
+    frames = generate(SMALL).frames if frames is None else frames
+    src = write_video(path.with_suffix(".src.avi"), frames, 25.0, codec="mpeg4")
     data = bytearray(src.read_bytes())
     i = data.find(b"avih")  # MainAVIHeader.dwTotalFrames at +8+16
     data[i + 24 : i + 28] = struct.pack("<I", claim)
@@ -100,3 +103,37 @@ def vfr_video(path: Path, n_frames: int = 20) -> tuple[Path, list[float]]:
         for pkt in s.encode():
             c.mux(pkt)
     return path, [t / 1000 for t in times_ms]
+
+
+def rotated_video(path: Path, rotation: int, n_frames: int = 12) -> tuple[Path, Any]:
+    """An H.264 mp4 of SMALL's clip (coded 160x120) whose display matrix turns it
+    `rotation` degrees counterclockwise, as a phone writes a portrait video (-90: the
+    usual upright-held phone). Returns the path and the coded (T, 120, 160, 3) frames."""
+    frames = generate(replace(SMALL, n_frames=n_frames)).frames
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        assert isinstance(s, av.VideoStream)
+        s.width, s.height, s.pix_fmt = SMALL.width, SMALL.height, "yuv420p"
+        s.set_display_rotation(rotation)
+        for f in frames:
+            for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    return path, frames
+
+
+def audio_only_mp4(path: Path) -> Path:
+    """An .mp4 with one AAC audio stream (0.6 s of silence) and no video stream."""
+    import numpy as np
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=16000)
+        for i in range(10):
+            f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), "fltp", "mono")
+            f.sample_rate, f.pts = 16000, i * 1024
+            for pkt in s.encode(f):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    return path

@@ -43,7 +43,8 @@ MASKS = register(
             "frame_jpeg": "the RGB frame as JPEG (quality 90) at width x height",
             "mask_png": "soft mask as 8-bit grey PNG: round(255 x score), score in [0, 1]; "
             "trimap: < 0.4 x 255 background, > 0.7 x 255 foreground, else ignored",
-            "fg_share": "share of the frame whose score is > 0.7 (the foreground)",
+            "fg_share": "share of the frame whose uNLC score is > 0.7 (the foreground the frame "
+            "was judged on; the stored mask keeps only scores > confident_positive as > 0.7)",
             "border_share": "foreground in the 5% border band: share of the band (rule "
             "'band') or of the foreground (rule 'foreground'), see the task's border_rule",
             "kept": "true when the frame passes pruning (10%..80% foreground, border rule)",

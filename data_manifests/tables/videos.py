@@ -6,6 +6,9 @@ again may help) or ``duplicate`` (the same normalised URL appeared earlier in th
 ``duplicate_of`` names that row's ``video_id``). Only ``ok`` rows carry file and probe
 columns. ``attempts``, ``reused`` and ``wall_time_s`` describe how this run got the file
 and differ between reruns; every other column is deterministic.
+
+Version 2 (additive) adds ``rotation``: the display matrix read at probe time. Frames are
+delivered upright by every backend, and ``width`` / ``height`` are the upright size.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from data_manifests.schema import TableSchema, register
 VIDEOS = register(
     TableSchema(
         name="videos",
-        version=1,
+        version=2,
         fields=pa.schema(
             [
                 pa.field("video_id", pa.string(), nullable=False),
@@ -45,6 +48,7 @@ VIDEOS = register(
                 pa.field("codec", pa.string()),
                 pa.field("pix_fmt", pa.string()),
                 pa.field("backend", pa.string()),
+                pa.field("rotation", pa.int32()),
                 pa.field("attempt_of_run", pa.int32(), nullable=False),
                 pa.field("attempts", pa.int32(), nullable=False),
                 pa.field("reused", pa.bool_(), nullable=False),
@@ -78,12 +82,15 @@ VIDEOS = register(
             "header_frames": "frame count the container header states (null: none)",
             "fps": "frame rate from the frame timestamps",
             "header_fps": "average frame rate the container states",
-            "width": "native width in pixels",
-            "height": "native height in pixels",
+            "width": "native width in pixels, upright (after the display rotation)",
+            "height": "native height in pixels, upright (after the display rotation)",
             "duration": "seconds = n_frames / fps",
             "codec": "video codec (ffmpeg decoder name)",
             "pix_fmt": "pixel format (e.g. yuv420p, gray)",
             "backend": "reader that decoded it (decord | pyav); later stages open it with this",
+            "rotation": "degrees the container's display matrix turns the coded picture "
+            "counterclockwise (0, 90, 180, 270; a phone held upright writes 270); frames "
+            "are delivered turned upright. Null in v1 files",
             "attempt_of_run": "the FetchVideos attempt whose fetch produced this row",
             "attempts": "download attempts this run made (0: reused or copied from an "
             "earlier attempt)",

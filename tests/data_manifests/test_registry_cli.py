@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,13 @@ import pytest
 
 from data_manifests.__main__ import main
 from data_manifests.publish import publish
-from data_manifests.registry import Registry, UnknownDatasetError, parse_ref, registry_url
+from data_manifests.registry import (
+    Registry,
+    RegistryUnavailableError,
+    UnknownDatasetError,
+    parse_ref,
+    registry_url,
+)
 from tests.data_manifests.fakerun import iter_files, make_run, test_tables  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("test_tables")
@@ -117,3 +124,44 @@ def test_cli_unknown_name_in_a_subprocess(reg: Registry) -> None:
     )
     assert r.returncode == 2
     assert "did you mean mined-pairs" in r.stderr
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    cmd = [sys.executable, "-m", "data_manifests", *args]
+    return subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_cli_registry_that_is_not_a_registry(reg: Registry, tmp_path: Path) -> None:
+    """A file, a mistyped path and a directory that is no registry: a clear error and
+    exit 3 (distinct from 1, verify found problems, and 2, an unknown dataset), never a
+    traceback or an empty listing with exit 0."""
+    a_file = tmp_path / "registry.txt"
+    a_file.write_text("not a registry\n")
+    typo = tmp_path / "regsitry"
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "notes.txt").write_text("x")
+    cases = [(a_file, "is a file, not a registry directory"), (typo, "does not exist"),
+             (stray, "is not a videomine registry")]  # fmt: skip
+    for where, why in cases:
+        for args in (["list"], ["show", "mined-pairs"], ["verify", "mined-pairs@1"]):
+            r = _cli("--registry", str(where), *args)
+            assert r.returncode == 3, (where, args, r.stdout, r.stderr)
+            assert "Traceback" not in r.stderr and r.stdout == ""
+            assert r.stderr.startswith("error: ") and why in r.stderr, r.stderr
+    empty = tmp_path / "new-registry"
+    empty.mkdir()
+    r = _cli("--registry", str(empty), "list")
+    assert (r.returncode, r.stdout.strip()) == (0, f"no datasets in {empty}")
+    assert _cli("--registry", reg.url, "list").returncode == 0
+
+
+def test_registry_errors_reach_python_readers(tmp_path: Path) -> None:
+    """load() and verify() look datasets up through Registry.entry."""
+    with pytest.raises(UnknownDatasetError, match="the registry does not exist: a mistyped"):
+        Registry(str(tmp_path / "nope")).entry("mined-pairs@1")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RegistryUnavailableError, match="is a file, not a registry"):
+        Registry(str(tmp_path / "file")).entry("mined-pairs@1")

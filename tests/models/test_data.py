@@ -7,11 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.data_context import OFFSETS, ContextConfig, ContextDataset, context_pair, load_frames
-from models.data_masks import MaskCropConfig, MaskDataset, jittered_crop, load_masks, trimap
-from models.data_pairs import PairDataset, collate_pairs, load_pairs
-from models.losses import IGNORE
 from models.manifests import read_table
+from models.methods.context import OFFSETS, ContextConfig, ContextDataset, context_pair, load_frames
+from models.methods.masks import (
+    IGNORE,
+    MaskCropConfig,
+    MaskDataset,
+    jittered_crop,
+    load_masks,
+    trimap,
+)
+from models.methods.ranking_pairs import PairDataset, collate_pairs, load_pairs
 from models.synthetic import SyntheticPatchConfig, write_mask_manifest, write_pair_manifest
 
 CFG = SyntheticPatchConfig(n_classes=3, instances_per_class=4, size=32)

@@ -23,7 +23,7 @@ from models.edge_net import (
     edge_target,
 )
 from models.grouping import GroupingNet, GroupingNetConfig, pixel_pair_loss, sample_embeddings
-from models.losses import IGNORE
+from models.methods.masks import IGNORE
 from models.synthetic_regions import write_region_manifest
 from models.train import train
 from models.trunks import load_checkpoint_trunk

@@ -7,13 +7,12 @@ import math
 import pytest
 import torch
 
-from models.losses import (
-    IGNORE,
+from models.methods.context import context_loss
+from models.methods.masks import IGNORE, trimap_loss
+from models.methods.ranking import (
     RankingLossConfig,
-    context_loss,
     ranking_loss,
     select_negatives,
-    trimap_loss,
     valid_negatives,
 )
 

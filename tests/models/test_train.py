@@ -7,13 +7,14 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-from models import steps
+from models import methods
 from models.checkpoint import ConfigMismatchError
 from models.config import TrainConfig
 from models.evaluate import evaluate_retrieval
@@ -70,18 +71,19 @@ def test_kill_and_resume_equals_uninterrupted(
     pairs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     train(_cfg(pairs, tmp_path / "straight"))
-    real = steps.STEPS["ranking"]
+    method = methods.get("ranking")
+    real = method.step
 
     def crash_at_6(model: Any, batch: Any, step: int, sc: Any) -> Any:
         if step == 6:
             raise KeyboardInterrupt("killed")
         return real(model, batch, step, sc)
 
-    monkeypatch.setitem(steps.STEPS, "ranking", crash_at_6)
+    monkeypatch.setitem(methods.CATALOG, "ranking", replace(method, step=crash_at_6))
     with pytest.raises(KeyboardInterrupt):
         train(_cfg(pairs, tmp_path / "killed"))
     assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["step"] == 4
-    monkeypatch.setitem(steps.STEPS, "ranking", real)
+    monkeypatch.setitem(methods.CATALOG, "ranking", method)
     summary = train(_cfg(pairs, tmp_path / "killed"))
     assert summary["resumed_from"] == 4 and summary["steps"] == 8
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "killed")
@@ -105,13 +107,14 @@ def test_mismatched_config_refuses_to_resume(pairs: Path, tmp_path: Path) -> Non
 def test_non_finite_loss_stops_with_step_and_rows(
     pairs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = steps.STEPS["ranking"]
+    method = methods.get("ranking")
+    real = method.step
 
     def nan_at_5(model: Any, batch: Any, step: int, sc: Any) -> Any:
         loss, stats = real(model, batch, step, sc)
         return (loss * float("nan"), stats) if step == 5 else (loss, stats)
 
-    monkeypatch.setitem(steps.STEPS, "ranking", nan_at_5)
+    monkeypatch.setitem(methods.CATALOG, "ranking", replace(method, step=nan_at_5))
     with pytest.raises(
         NonFiniteLossError, match=r"non-finite loss \(nan\) at step 5.*batch rows \[\d+(, \d+){7}\]"
     ):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pipeline.mask_metrics import trimap_counts
 from pipeline.pruning import (
     PruneConfig,
     border_mask,
+    confident_positives,
     judge_frame,
     png8_to_soft,
     soft_to_png8,
@@ -71,6 +73,45 @@ def test_trimap_and_png_roundtrip() -> None:
     np.testing.assert_array_equal(trimap(back, PruneConfig()), trimap(soft, PruneConfig()))
 
 
+def test_confident_positives_drop_the_unsure_band() -> None:
+    # Object (truth) 20 x 40 scored 0.95; a false 10 x 10 blob on the background scored 0.8;
+    # a 0.6 rim and 0.1 elsewhere. Only scores > 0.9 stay trimap positives (ours); the
+    # videoseg preset (confident_positive = trimap_positive) keeps the blob as foreground.
+    truth = np.zeros((H, W), bool)
+    truth[40:60, 80:120] = True
+    soft = np.full((H, W), 0.1, np.float32)
+    soft[38:62, 78:122] = 0.6
+    soft[40:60, 80:120] = 0.95
+    soft[10:20, 20:30] = 0.8
+    ours = confident_positives(soft, PruneConfig())
+    back = png8_to_soft(soft_to_png8(ours))  # as stored and read by TrainMasks / the eval
+    for s in (ours, back):
+        tri = trimap(s, PruneConfig())
+        np.testing.assert_array_equal(tri == 1, truth)
+        assert (tri[10:20, 20:30] == 255).all()  # the blob is ignored, not background
+        assert (tri[soft < 0.4] == 0).all()
+        np.testing.assert_array_equal(s > 0.5, soft > 0.5)  # IoU at 0.5 unchanged
+        c = trimap_counts(s, truth, 0.4, 0.7)
+        assert c.positive_precision == 1.0
+    paper = PruneConfig(confident_positive=0.7)
+    assert confident_positives(soft, paper) is soft
+    c = trimap_counts(soft, truth, 0.4, 0.7)
+    assert c.positive_precision == pytest.approx(800 / 900)
+    # the frame verdict is taken before: same foreground share either way
+    assert judge_frame(soft, PruneConfig()).fg_share == pytest.approx(900 / (H * W))
+
+
+def test_videoseg_preset_keeps_every_positive() -> None:
+    from pipeline.segmentation import apply_preset
+    from pipeline.unlc import UnlcConfig
+
+    _, prune = apply_preset("videoseg", UnlcConfig(), PruneConfig())
+    assert prune.confident_positive == prune.trimap_positive == 0.7
+    assert PruneConfig().confident_positive == 0.9
+
+
 def test_bad_config() -> None:
     with pytest.raises(ValueError, match="border_rule"):
         PruneConfig(border_rule="edge").validate()  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="confident_positive"):
+        PruneConfig(confident_positive=0.6).validate()

@@ -6,6 +6,7 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from pipeline.pruning import PruneConfig
 from pipeline.segmentation import fit_size, mask_overlay, segment_sequence, segment_video
@@ -81,3 +82,20 @@ def test_memory_flat_for_a_4x_longer_video(tmp_path: Path) -> None:
     # Holding the whole video would take 400 * 96 * 128 * 3 = 14.7 MB more than the short one.
     assert p_long < 1.5 * p_short, (p_short, p_long)
     assert p_long - p_short < 400 * 96 * 128 * 3 / 4
+
+
+def test_presets_replace_defaults_but_not_overrides() -> None:
+    from pipeline.segmentation import PRESETS, apply_preset
+
+    u, p = apply_preset("videoseg", UnlcConfig(), PruneConfig())
+    for k, v in PRESETS["videoseg"]["unlc"].items():
+        assert getattr(u, k) == v
+    for k, v in PRESETS["videoseg"]["prune"].items():
+        assert getattr(p, k) == v
+    assert u.saliency_mode == "dominant" and u.restart == 0.0
+    # an explicit override (a value other than our default) wins over the preset
+    u2, _ = apply_preset("videoseg", UnlcConfig(restart=0.5), PruneConfig())
+    assert u2.restart == 0.5 and u2.saliency_mode == "dominant"
+    assert apply_preset("ours", UnlcConfig(), PruneConfig()) == (UnlcConfig(), PruneConfig())
+    with pytest.raises(KeyError, match="videoseg"):
+        apply_preset("nope", UnlcConfig(), PruneConfig())

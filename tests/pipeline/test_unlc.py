@@ -57,14 +57,15 @@ def test_static_video_rejected() -> None:
 @pytest.mark.parametrize("speed", [0.25, 0.5])
 def test_slow_object_kept_and_noisy_static_shot_rejected(speed: float) -> None:
     """A slow object over a still camera is segmented; the same shot without the object,
-    with the same sensor noise, is rejected as static (peaks measured: 0.5-2.5 px^2 vs
-    0.002-0.01 px^2, threshold min_peak_flow = 0.1)."""
+    with the same sensor noise, is rejected as static (peak residual measured: 1.4-2.1 px
+    vs 0.12-0.37 px, threshold min_peak_residual = 0.8)."""
     kw = dict(SMALL, n_frames=20, noise_std=2.0, seed=7)
     obj = segment_shot(generate(SyntheticConfig(**kw, speed=speed)).frames, UnlcConfig())
     assert isinstance(obj, ShotSegmentation), obj
     still = segment_shot(generate(SyntheticConfig(**kw, mode="static")).frames, UnlcConfig())
     assert isinstance(still, ShotRejected) and still.reason == "static"
-    assert still.stats["peak_saliency"] < UnlcConfig().min_peak_flow
+    # homography mode (default): peak residual px, measured 0.12-0.37 without an object
+    assert still.stats["peak_saliency"] < UnlcConfig().min_peak_residual
 
 
 def test_pure_pan_rejected() -> None:
@@ -178,3 +179,35 @@ def test_bad_input() -> None:
         segment_shot(np.zeros((4, 32, 32, 3), np.float32))
     with pytest.raises(ValueError, match="at least 2"):
         segment_shot(np.zeros((1, 32, 32, 3), np.uint8))
+
+
+def test_camera_residual_removes_a_homography_and_keeps_the_object() -> None:
+    """Flow = a known camera zoom + pan everywhere, plus 3 px more on a square: the residual
+    is ~0 on the background and ~3 px on the square."""
+    h, w = 120, 160
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    flow = np.stack([0.02 * (xx - 80) + 1.5, 0.02 * (yy - 60) - 0.5], axis=-1)
+    flow[40:70, 50:90, 0] += 3.0
+    res, explained = sal.camera_residual(flow.astype(np.float32), grid=8, threshold=1.0)
+    assert explained == pytest.approx(1 - (30 * 40) / (h * w), abs=0.02)  # all but the square
+    obj = np.zeros((h, w), bool)
+    obj[40:70, 50:90] = True
+    assert np.abs(res[~obj]).max() < 0.05
+    assert np.allclose(res[obj], 3.0, atol=0.05)
+
+
+def test_videoseg_preset_is_the_dominant_direction_saliency() -> None:
+    """The authors' preset: the 20-bin rule segments an object over a diagonal pan, and its
+    bin edges on the axes split a horizontal pan, so that shot is rejected (as originally)."""
+    from pipeline.pruning import PruneConfig
+    from pipeline.segmentation import apply_preset
+
+    cfg, _ = apply_preset("videoseg", UnlcConfig(), PruneConfig())
+    v = generate(SyntheticConfig(**{**SMALL, "seed": 2, "camera_pan": (-1.5, 1.0)}))
+    res = segment_shot(v.frames, cfg)
+    assert isinstance(res, ShotSegmentation), res
+    assert _iou(res, v.masks) >= 0.5
+    v = generate(SyntheticConfig(**{**SMALL, "seed": 0, "camera_pan": (2.0, 0.0)}))
+    res = segment_shot(v.frames, cfg)
+    assert isinstance(res, ShotRejected) and res.reason == "no_dominant_motion"
+    assert isinstance(segment_shot(v.frames, UnlcConfig()), ShotSegmentation)  # ours: kept

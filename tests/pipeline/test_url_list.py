@@ -81,3 +81,46 @@ def test_shards_and_digest() -> None:
     a = [UrlEntry("u", None, None, 1)]
     assert list_digest(a) == list_digest(list(a))
     assert list_digest(a) != list_digest([UrlEntry("u", "x", None, 1)])
+
+
+def test_utf8_bom_is_accepted_in_csv_and_text(tmp_path: Path) -> None:
+    """Excel and Notepad write a byte-order mark: the list must read as without it."""
+    bom = "\ufeff"
+    csv = tmp_path / "bom.csv"
+    csv.write_text(bom + "url,video_id\nhttp://h/a.mp4,a\n", encoding="utf-8")
+    assert read_url_list(csv) == [UrlEntry("http://h/a.mp4", "a", None, 2)]
+    txt = tmp_path / "bom.txt"
+    txt.write_text(bom + "http://h/a.mp4\nhttp://h/b.mp4\n", encoding="utf-8")
+    assert [e.url for e in read_url_list(txt)] == ["http://h/a.mp4", "http://h/b.mp4"]
+
+
+@pytest.mark.parametrize(
+    "name,content,match",
+    [
+        ("dup.csv", "url,video_id,url\nhttp://h/a.mp4,a,http://h/b.mp4\n", r"dup\.csv:1: .*\['url'\] more than once"),
+        ("ids.csv", "url,video_id,video_id\nhttp://h/a.mp4,a,b\n", r"ids\.csv:1: .*\['video_id'\] more than once"),
+        ("rep.csv", "url,video_id\nhttp://h/a.mp4,a\nurl,video_id\nhttp://h/b.mp4,b\n", r"rep\.csv:3: looks like a header"),
+        ("case.csv", "url\nhttp://h/a.mp4\n URL \n", r"case\.csv:3: looks like a header"),
+        ("hdr.txt", "url\nhttp://h/a.mp4\n", r"hdr\.txt:1: looks like a header"),
+        ("csvhdr.txt", "http://h/a.mp4\nurl,video_id\n", r"csvhdr\.txt:2: looks like a header"),
+    ],
+)  # fmt: skip
+def test_duplicate_columns_and_header_rows_are_refused(
+    tmp_path: Path, name: str, content: str, match: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(UrlListError, match=match):
+        read_url_list(path)
+
+
+def test_parquet_duplicate_column_and_header_row(tmp_path: Path) -> None:
+    dup = tmp_path / "dup.parquet"
+    t = pa.Table.from_arrays([pa.array(["http://h/a.mp4"]), pa.array(["b"])], names=["url", "url"])
+    pq.write_table(t, dup)
+    with pytest.raises(UrlListError, match=r"dup\.parquet: .*\['url'\] more than once"):
+        read_url_list(dup)
+    hdr = tmp_path / "hdr.parquet"
+    pq.write_table(pa.table({"url": ["http://h/a.mp4", "url"]}), hdr)
+    with pytest.raises(UrlListError, match=r"hdr\.parquet:2: looks like a header"):
+        read_url_list(hdr)

@@ -187,3 +187,93 @@ def test_auto_reader_falls_back_to_pyav_when_decord_fails_mid_stream(
         assert np.array_equal(vr.get_batch([2, 13]), truth[[2, 13]]) and vr.backend == "pyav"
     with VideoReader(video, backend="decord") as vr, pytest.raises(VideoError, match="injected"):
         vr.get_batch([13])  # an explicit backend never switches
+
+
+@pytest.mark.parametrize("rotation", [-90, 90, 180])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rotated_video_is_upright_from_every_backend(
+    tmp_path: Path, backend: str, rotation: int
+) -> None:
+    """A display matrix (phone video) is read at probe time and every backend delivers
+    upright frames at the upright size; resizing keeps the upright aspect (no squeeze)."""
+    path, coded = mf.rotated_video(tmp_path / f"r{rotation}.mp4", rotation)
+    k = rotation // 90 % 4
+    truth = np.stack([np.rot90(f, k) for f in coded])  # np.rot90: counterclockwise
+    up_h, up_w = truth.shape[1:3]
+    info = probe(path, backend=backend)  # type: ignore[arg-type]
+    assert info.rotation == rotation % 360 and (info.height, info.width) == (up_h, up_w)
+    with VideoReader(path, backend=backend) as vr:  # type: ignore[arg-type]
+        assert vr.size == (up_h, up_w) and vr.source_size == (up_h, up_w)
+        seq = np.stack([f for _, f in vr.iter_frames()])
+        assert seq.shape == truth.shape
+        assert np.abs(seq.astype(int) - truth.astype(int)).mean() < 8
+        assert np.array_equal(vr.get_batch([7, 2]), seq[[7, 2]])
+    with VideoReader(path, height=2 * up_h, backend=backend) as vr:  # type: ignore[arg-type]
+        assert vr.size == (2 * up_h, 2 * up_w)
+        big = vr.get_batch([5])[0].astype(int)
+    small = big.reshape(up_h, 2, up_w, 2, 3).mean(axis=(1, 3))
+    assert np.abs(small - truth[5].astype(int)).mean() < 10
+
+
+def test_rotated_video_backends_agree(tmp_path: Path) -> None:
+    path, _ = mf.rotated_video(tmp_path / "phone.mp4", -90)
+    with VideoReader(path, height=224, backend="decord") as a:
+        with VideoReader(path, height=224, backend="pyav") as b:
+            assert a.size == b.size == (224, 168)
+            fa, fb = a.get_batch([0, 6]).astype(int), b.get_batch([0, 6]).astype(int)
+    assert np.abs(fa - fb).mean() < 3  # same picture; scalers differ by a little
+
+
+@pytest.mark.parametrize("backend", ["auto", *BACKENDS])
+def test_audio_only_mp4_says_no_video_stream(tmp_path: Path, backend: str) -> None:
+    path = mf.audio_only_mp4(tmp_path / "talk.mp4")
+    with pytest.raises(VideoError, match=r"talk\.mp4: no video stream \(its streams: audio"):
+        probe(path, backend=backend)  # type: ignore[arg-type]
+
+
+def test_absurd_frame_count_never_reaches_decord(tmp_path: Path) -> None:
+    """An AVI whose header claims 2**31-1 frames aborts the process inside decord
+    (std::bad_alloc). Run in a child so a regression fails the test, not pytest."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    path = mf.lying_avi(tmp_path / "liar.avi", claim=2**31 - 1)
+    code = (
+        "import sys; from pipeline.video_io import VideoError, probe\n"
+        "info = probe(sys.argv[1])\n"
+        "print(info.backend, info.n_frames, info.header_frames)\n"
+        "try:\n    probe(sys.argv[1], backend='decord')\n"
+        "except VideoError as e:\n    print('REFUSED', e.reason)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.splitlines()
+    assert lines[0] == "pyav 20 2147483647"
+    assert lines[1].startswith("REFUSED refused to open with decord: its header claims 2147483647")
+
+
+def test_opening_decord_keeps_opencv_png_decoding() -> None:
+    """decord bundles libpng/zlib: imported before cv2, cv2.imdecode fails on every PNG
+    (masks). A fresh process that opens a video first must still decode PNGs."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    code = (
+        "import pipeline._decord_source, decord, cv2, numpy as np\n"
+        "a = (np.random.default_rng(0).random((12, 16)) * 255).astype(np.uint8)\n"
+        "ok, buf = cv2.imencode('.png', a)\n"
+        "b = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)\n"
+        "print(b is not None and bool((b == a).all()))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    r = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env,
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.stdout.strip() == "True", r.stderr[-2000:]

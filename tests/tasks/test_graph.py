@@ -197,3 +197,27 @@ def test_trained_sources_require_their_training_task(luigi_config) -> None:  # t
     assert "model" not in tg.EmbedPatches(shard=0).requires()  # hog: no network
     given = tg.EmbedPatches(shard=0, source="context", checkpoint="/x/ckpt.pt").requires()
     assert "model" not in given  # an explicit checkpoint replaces training
+
+
+class _NoTracks(common.ShardTask):
+    """Stand-in TrackObjects of a shard whose videos gave no seed."""
+
+    may_be_empty = ("tracks", "patches")
+
+    def produce(self, out: common.StageOutput) -> None:
+        out.write("tracks", [])
+        out.write("patches", [])
+
+
+def test_a_run_without_any_kept_track_is_refused_as_empty(
+    tmp_path: Path, luigi_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shards without tracks are fine; a run with none at all is the one empty output."""
+    monkeypatch.setattr(tg, "_tracking_task", lambda shard: _NoTracks(shard=shard))
+    lst = tmp_path / "videos.txt"
+    lst.write_text("".join(f"file:///nowhere/v{i}.mp4\n" for i in range(4)))
+    luigi_config(video_list=str(lst), videos_per_shard=2)
+    parents = tg.ClusterParents(**PARAMS)
+    assert build(parents.requires()).scheduling_succeeded  # empty shards: complete
+    with pytest.raises(common.EmptyOutputError, match="no kept track in any of the run's 2"):
+        parents.run()

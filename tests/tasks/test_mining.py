@@ -74,7 +74,8 @@ def test_detect_and_track_build(tmp_path: Path, luigi_config: Callable[..., Path
     dmeta = json.loads((Path(motion.output().path) / "_meta.json").read_text())
     assert dmeta["counts"]["frames_kept"] == sum(s["n_kept_frames"] for s in status.values())
     videos = {r["video_id"]: r for r in read_stage_table(task, "track_videos").to_pylist()}
-    assert videos["moving"]["n_seeds"] == len(seeds) and "still" not in videos
+    assert videos["moving"]["n_seeds"] == len(seeds)
+    assert videos["still"]["status"] == "ok" and videos["still"]["n_seeds"] == 0
     # Same parameters, same outputs: rerunning is a no-op that finds the task complete.
     assert build([TrackObjects(shard=0)]).scheduling_succeeded
     assert np.array_equal(
@@ -117,10 +118,10 @@ def test_a_failing_video_is_a_row(
     luigi_config(section="DetectMotion", frame_step=3, track_length=6, min_seed_gap=4)
     real = tm.detect_video
 
-    def flaky(video_id: str, path: str, cfg: MotionConfig, workers: int = 1) -> Any:
+    def flaky(video_id: str, path: str, cfg: MotionConfig, workers: int = 1, **kw: Any) -> Any:
         if video_id == "b":
             raise RuntimeError("decoder exploded")
-        return real(video_id, path, cfg, workers)
+        return real(video_id, path, cfg, workers, **kw)
 
     monkeypatch.setattr(tm, "detect_video", flaky)
     task = DetectMotion(shard=0)

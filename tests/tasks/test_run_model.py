@@ -199,7 +199,9 @@ def test_two_workers_on_one_luigid_run_each_shard_once(tmp_path: Path, server: h
         logs = []
         for w in workers:
             out, _ = w.communicate(timeout=240)
-            assert w.returncode == 0, out[-3000:]
+            # luigi.cfg [retcode]: a worker that left while the other ran part of the DAG
+            # says so (10: run by another worker, 25: root not complete here); no failure
+            assert w.returncode in (0, 10, 25), out[-3000:]
             logs.append(out)
     finally:
         luigid.kill()

@@ -14,18 +14,19 @@ from pipeline.synthetic import SyntheticConfig, generate
 from tasks.segment_eval import EvaluateSegmentation, find_sequences
 from tests.conftest import build
 
+_CLIPS = {
+    "objpan": SyntheticConfig(
+        height=120, width=160, n_frames=24, object_size=56, camera_pan=(1.5, 0.0), seed=1
+    ),
+    "cutclip": SyntheticConfig(
+        height=120, width=160, n_frames=30, object_size=56, cut_frames=(14,), seed=4
+    ),
+}
+
 
 def _write_davis(root: Path, level: bool) -> None:
-    clips = {
-        "objpan": SyntheticConfig(
-            height=120, width=160, n_frames=24, object_size=56, camera_pan=(1.5, 0.0), seed=1
-        ),
-        "cutclip": SyntheticConfig(
-            height=120, width=160, n_frames=30, object_size=56, cut_frames=(14,), seed=4
-        ),
-    }
     sub = ("480p",) if level else ()
-    for name, cfg in clips.items():
+    for name, cfg in _CLIPS.items():
         v = generate(cfg)
         img_dir = root.joinpath("JPEGImages", *sub, name)
         ann_dir = root.joinpath("Annotations", *sub, name)
@@ -65,7 +66,27 @@ def test_evaluate_segmentation(
         assert [p.name for p in preds] == [f"{i:05d}.png" for i in range(24)]
         assert decode_png(preds[3].read_bytes()).shape == (120, 160)
     table = (out / "metrics.md").read_text()
-    assert "objpan" in table and "**overall**" in table
+    assert "objpan" in table and "**overall**" in table and "above the floor" in table
+    # Baselines under their own names, scored on the same frames: the centre rectangle's
+    # IoU is known from the truth alone.
+    v = generate(_CLIPS["objpan"])
+    centre = np.zeros((120, 160), bool)
+    centre[30:90, 40:120] = True
+    want = np.mean([(centre & (g > 0)).sum() / (centre | (g > 0)).sum() for g in v.masks])
+    assert m["centre"]["sequences"]["objpan"]["iou"] == pytest.approx(want, abs=1e-4)
+    assert 0 <= m["flow_floor"]["overall"]["iou"] <= 1
+    assert m["preset"] == "ours"
+    # Kept-frame quality: count, share and precisions over the frames pruning kept.
+    for mode in ("one_shot", "shot_detection"):
+        for s in m[mode]["sequences"]:
+            k = s["kept"]
+            assert k["frames"] == round(s["kept_share"] * s["segmented_share"] * s["frames"])
+            c = k["counts"]
+            if c["positive"]:
+                assert k["positive_precision"] == pytest.approx(
+                    c["positive_object"] / c["positive"], abs=1e-4
+                )
+        assert m[mode]["overall"]["above_floor"] in range(3)
 
 
 def test_layout_without_480p_level(tmp_path: Path) -> None:
@@ -78,3 +99,19 @@ def test_layout_without_480p_level(tmp_path: Path) -> None:
 def test_missing_layout(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="JPEGImages"):
         find_sequences(tmp_path)
+
+
+def test_videoseg_preset_and_unknown_preset(
+    tmp_path: Path, luigi_config: Callable[..., Path]
+) -> None:
+    luigi_config()
+    data, out = tmp_path / "davis", tmp_path / "eval"
+    _write_davis(data, level=False)
+    task = EvaluateSegmentation(
+        data_root=str(data), out_dir=str(out), n_superpixels=150, preset="videoseg"
+    )
+    assert build([task]).scheduling_succeeded
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["preset"] == "videoseg"
+    with pytest.raises(ValueError, match="videoseg"):
+        EvaluateSegmentation(data_root=str(data), out_dir=str(out), preset="nope")

@@ -46,10 +46,17 @@ def test_evaluate_tracking(
     assert good_m["success"] >= 2 / 3 and good_m["precision_20px"] > 0.8
     assert wrong_m["precision_20px"] < 0.5
     assert m["overall"]["windows"] == 6 and set(m["sequences"]) == {"Good", "Wrong"}
+    # The floor, plain KCF at native resolution, on the same windows, under its own name.
+    base = m["kcf_native_dt0"]["sequences"]
+    assert base["Good"]["windows"] == 3 and base["Good"]["kept"] == 1.0
+    assert base["Good"]["precision"] == base["Good"]["success"] >= 2 / 3
+    assert base["Wrong"]["precision_20px"] < 0.5 and m["kcf_native_dt0"]["overall"]["windows"] == 6
+    assert sum(good_m["reasons"].values()) == 3 and sum(m["overall"]["reasons"].values()) == 6
     pred = read_boxes(out / "Good.txt")
     assert pred.shape == (36, 4) and np.allclose(pred[0], gt_good[0, 0], atol=0.01)
     table = (out / "metrics.md").read_text()
-    assert "| Good |" in table and "**overall**" in table
+    assert "| Good | stage |" in table and "| Good | kcf_native_dt0 |" in table
+    assert "**overall**" in table
 
 
 def test_read_boxes_tolerates_separators_and_bad_lines(tmp_path: Path) -> None:
@@ -58,3 +65,29 @@ def test_read_boxes_tolerates_separators_and_bad_lines(tmp_path: Path) -> None:
     b = read_boxes(p)
     assert b.shape == (5, 4) and b[0].tolist() == [1, 2, 3, 4] and b[4].tolist() == [9, 10, 11, 12]
     assert np.isnan(b[2]).all() and np.isnan(b[3, 0])
+
+
+DEV = Path(__file__).resolve().parents[3] / "shared" / "devdata"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (DEV / "tracking" / "vot-zebrafish1.mp4").is_file(), reason="needs ../shared/devdata"
+)
+def test_dev_zebrafish_windows_do_not_crash(
+    tmp_path: Path, luigi_config: Callable[..., Path]
+) -> None:
+    """vot-zebrafish1 frames 250-300: KCF's box collapses at the frame edge in the window
+    from frame 260, which raised "box (0.0, 0.0, 0.0, 0.0) has no area"."""
+    from pipeline.video_io import VideoReader
+
+    luigi_config()
+    root = tmp_path / "otb"
+    gt = read_boxes(DEV / "tracking" / "vot-zebrafish1" / "groundtruth.txt")[250:301]
+    with VideoReader(str(DEV / "tracking" / "vot-zebrafish1.mp4")) as r:
+        frames = r.get_batch(list(range(250, 301)))
+    _write_seq(root, "zebrafish", frames, gt, ",")
+    out = tmp_path / "eval"
+    assert build([EvaluateTracking(data_root=str(root), out_dir=str(out))]).scheduling_succeeded
+    m = json.loads((out / "metrics.json").read_text())["sequences"]["zebrafish"]
+    assert m["windows"] == 3 and sum(m["reasons"].values()) == 3

@@ -17,8 +17,10 @@ from models.synthetic import (
     write_pair_manifest,
 )
 from pipeline import features
-from tasks.train import TrainContext, TrainMasks, TrainTracking, TrainTransitive, feature_model_task
+from tasks.feature_source import build_source, feature_model_task
+from tasks.train import TrainContext, TrainMasks, TrainTracking
 from tasks.train_eval import EvaluateMasks, EvaluateRetrieval
+from tasks.train_transitive import TrainTransitive
 from tests.conftest import build
 from tests.models.test_evaluate import _davis
 
@@ -84,14 +86,14 @@ def test_train_tracking_under_torchrun_uses_intra_pairs_only(
     summary = json.loads((out / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 3
     # the tracking network is now a feature source of pipeline.features
-    src = features.build_source(
+    src = build_source(
         features.FeatureConfig(
             source="tracking", checkpoint=str(out / "checkpoint.pt"), patch_size=32
         )
     )
     assert src.embed(torch.zeros(2, 32, 32, 3, dtype=torch.uint8).numpy()).shape == (2, 8)
     with pytest.raises(ValueError, match="needs a 'context' network"):
-        features.build_source(
+        build_source(
             features.FeatureConfig(source="context", checkpoint=str(out / "checkpoint.pt"))
         )
 

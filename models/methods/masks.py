@@ -1,4 +1,10 @@
-"""Frames and their uNLC soft masks, as jittered crops and trimaps (Pathak et al. 2017).
+"""Mask method (Pathak et al. 2017): jittered crops and trimaps, mask network, loss, step.
+
+Network ``MaskNet``: trunk -> 1x1 conv -> fc -> s*s logits (DeepMask-style); (N, s, s)
+float logits for a (N, 3, w, w) crop. Loss: per-pixel logistic loss on the trimap, ignored
+pixels weigh nothing.
+
+Frames and their uNLC soft masks, as jittered crops and trimaps:
 
 Each kept row of the ``masks`` table gives a frame (JPEG) and a soft mask (PNG, 0..255 =
 probability of foreground). The object is the bounding box of the pixels above ``fg``; the
@@ -14,9 +20,9 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -24,14 +30,22 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
+import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import Dataset
 
 from models.images import crop_square, decode_gray, decode_rgb, first_decodable
-from models.losses import IGNORE
 from models.manifests import read_table, require_columns
+from models.methods.base import Method, MethodData, init_linears
 from models.sampling import Item
+from models.steps import StepContext, to_input
+from models.trunks import build_trunk
+
+if TYPE_CHECKING:
+    from models.config import TrainConfig
 
 log = logging.getLogger(__name__)
+IGNORE = 255  # trimap value of pixels that weigh nothing
 
 
 @dataclass(frozen=True)
@@ -137,3 +151,101 @@ def collate_masks(items: list[dict[str, Any]]) -> dict[str, Any]:
         "row": torch.tensor([it["row"] for it in items], dtype=torch.int64),
         "skipped": [r for it in items for r in it["skipped"]],
     }
+
+
+@dataclass(frozen=True)
+class MaskNetConfig:
+    trunk: str = "alexnet"  # Pathak et al. 2017 trained AlexNet
+    trunk_options: dict[str, Any] = field(default_factory=dict)
+    input_size: int = 227  # w: crop side (Pathak et al. 2017)
+    mask_size: int = 56  # s: predicted mask side (Pathak et al. 2017)
+    reduce_channels: int = 512  # 1x1 conv before the fc, as in DeepMask
+    hidden: int = 512  # fc before the s*s output, as in DeepMask
+
+
+class MaskHead(nn.Module):
+    """(N, C, h, w) pool5 -> (N, s, s) logits: 1x1 conv -> ReLU -> fc -> ReLU -> fc s*s."""
+
+    def __init__(self, c_in: int, hw: int, reduce: int, hidden: int, mask_size: int) -> None:
+        super().__init__()
+        self.reduce = nn.Conv2d(c_in, reduce, kernel_size=1)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc = nn.Linear(reduce * hw, hidden)
+        self.out = nn.Linear(hidden, mask_size * mask_size)
+        self.mask_size = mask_size
+
+    def forward(self, pool5: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.reduce(pool5)).flatten(1)
+        x = self.out(self.relu(self.fc(x)))
+        return x.reshape(-1, self.mask_size, self.mask_size)
+
+
+class MaskNet(nn.Module):
+    def __init__(self, cfg: MaskNetConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.trunk = build_trunk(cfg.trunk, **cfg.trunk_options)
+        c, h, w = self.trunk.pool5_shape(cfg.input_size)
+        self.head = MaskHead(c, h * w, cfg.reduce_channels, cfg.hidden, cfg.mask_size)
+        init_linears(self.head, self.trunk.config.init_seed + 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk.pool5(x))
+
+
+def trimap_loss(logits: torch.Tensor, trimap: torch.Tensor) -> torch.Tensor:
+    """Per-pixel logistic loss, mean over the non-ignored pixels.
+
+    ``logits`` (N, s, s) float; ``trimap`` (N, s, s) uint8 with 0 background, 1 foreground,
+    ``IGNORE`` (255) ignored: those pixels weigh nothing. All-ignored batches give 0.
+    """
+    if logits.shape != trimap.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and trimap {tuple(trimap.shape)} differ")
+    keep = trimap != IGNORE
+    target = (trimap == 1).to(logits.dtype)
+    per_pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return (per_pixel * keep).sum() / keep.sum().clamp(min=1)
+
+
+def mask_stats(logits: torch.Tensor, trimap: torch.Tensor) -> dict[str, float]:
+    """IoU / precision / recall of ``logits > 0`` against the trimap's decided pixels."""
+    keep = trimap != IGNORE
+    pred = (logits > 0) & keep
+    gt = (trimap == 1) & keep
+    inter = float((pred & gt).sum())
+    union = float((pred | gt).sum())
+    return {
+        "iou": inter / union if union else 1.0,
+        "precision": inter / float(pred.sum()) if pred.any() else 1.0,
+        "recall": inter / float(gt.sum()) if gt.any() else 1.0,
+    }
+
+
+def mask_step(
+    model: nn.Module, batch: dict[str, Any], step: int, sc: StepContext
+) -> tuple[torch.Tensor, dict[str, float]]:
+    with sc.autocast():
+        logits = model(to_input(batch["image"], sc))
+    tri = batch["trimap"].to(sc.device)
+    loss = trimap_loss(logits.float(), tri)
+    with torch.no_grad():
+        stats = {"loss": float(loss.detach()), **mask_stats(logits.detach(), tri)}
+    return loss, stats
+
+
+def build_data(cfg: TrainConfig) -> MethodData:
+    ds = MaskDataset(
+        load_masks(cfg.data, MaskColumns(**cfg.columns), cfg.registry or None),
+        MaskCropConfig(**cfg.crop),
+    )
+    return MethodData(ds, collate_masks, np.ones(len(ds)), 1)
+
+
+METHOD = Method(
+    name="mask",
+    network_config=MaskNetConfig,
+    network=MaskNet,
+    default_trunk="alexnet",  # Pathak et al. 2017
+    build_data=build_data,
+    step=mask_step,
+)

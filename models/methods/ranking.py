@@ -1,4 +1,8 @@
-"""Losses: ranking loss with in-batch negatives, trimap logistic loss, context cross-entropy.
+"""Ranking (Triplet-Siamese) method: network, loss with in-batch negatives, step.
+
+Network ``RankingNet``: trunk -> flatten pool5 -> fc 4096 -> ReLU -> fc 1024 (Wang & Gupta
+2015/2017); (N, 1024) unnormalised embeddings, the loss uses cosine distance. Its batch
+builder (positive pairs over the manifests) is ``models.methods.ranking_pairs``.
 
 Ranking (Wang & Gupta 2015; Wang, He & Gupta 2017)::
 
@@ -17,12 +21,21 @@ the rows of its own anchors; see ``ranking_loss(anchor_rows=...)``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-IGNORE = 255  # trimap value of pixels that weigh nothing
+from models import dist
+from models.methods.base import Method, MethodData, flat_dim, init_linears
+from models.steps import StepContext, to_input
+from models.trunks import build_trunk
+
+if TYPE_CHECKING:
+    from models.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -141,36 +154,118 @@ def ranking_loss(
     return loss, stats
 
 
-def trimap_loss(logits: torch.Tensor, trimap: torch.Tensor) -> torch.Tensor:
-    """Per-pixel logistic loss, mean over the non-ignored pixels.
-
-    ``logits`` (N, s, s) float; ``trimap`` (N, s, s) uint8 with 0 background, 1 foreground,
-    ``IGNORE`` (255) ignored: those pixels weigh nothing. All-ignored batches give 0.
-    """
-    if logits.shape != trimap.shape:
-        raise ValueError(f"logits {tuple(logits.shape)} and trimap {tuple(trimap.shape)} differ")
-    keep = trimap != IGNORE
-    target = (trimap == 1).to(logits.dtype)
-    per_pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    return (per_pixel * keep).sum() / keep.sum().clamp(min=1)
+@dataclass(frozen=True)
+class RankingNetConfig:
+    trunk: str = "vgg16"  # 2017 paper's trunk; "alexnet" for the 2015 method
+    trunk_options: dict[str, Any] = field(default_factory=dict)  # fields of the trunk config
+    input_size: int = 96  # patch side: mined patches are 96x96 (2017 paper)
+    hidden: int = 4096  # fc6 width (both papers)
+    embed_dim: int = 1024  # fc7 width: the ranking embedding (both papers)
+    dropout: float = 0.0  # not in the ranking papers' description; 0 keeps DDP == 1 process
 
 
-def mask_stats(logits: torch.Tensor, trimap: torch.Tensor) -> dict[str, float]:
-    """IoU / precision / recall of ``logits > 0`` against the trimap's decided pixels."""
-    keep = trimap != IGNORE
-    pred = (logits > 0) & keep
-    gt = (trimap == 1) & keep
-    inter = float((pred & gt).sum())
-    union = float((pred | gt).sum())
-    return {
-        "iou": inter / union if union else 1.0,
-        "precision": inter / float(pred.sum()) if pred.any() else 1.0,
-        "recall": inter / float(gt.sum()) if gt.any() else 1.0,
+class EmbeddingHead(nn.Module):
+    """(N, C, h, w) pool5 -> (N, embed_dim): fc hidden -> ReLU -> [dropout] -> fc embed."""
+
+    def __init__(self, in_features: int, hidden: int, embed_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.fc6 = nn.Linear(in_features, hidden)
+        self.relu = nn.ReLU(inplace=True)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.fc7 = nn.Linear(hidden, embed_dim)
+
+    def forward(self, pool5: torch.Tensor) -> torch.Tensor:
+        return self.fc7(self.drop(self.relu(self.fc6(pool5.flatten(1)))))
+
+
+class RankingNet(nn.Module):
+    def __init__(self, cfg: RankingNetConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.trunk = build_trunk(cfg.trunk, **cfg.trunk_options)
+        dim = flat_dim(self.trunk, cfg.input_size)
+        self.head = EmbeddingHead(dim, cfg.hidden, cfg.embed_dim, cfg.dropout)
+        init_linears(self.head, self.trunk.config.init_seed + 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk.pool5(x))
+
+
+def negatives_generator(seed: int, step: int) -> torch.Generator:
+    """Same random negatives on every rank and on resume: a function of (seed, step)."""
+    s = int(np.random.SeedSequence([seed, step, 7]).generate_state(1)[0])
+    return torch.Generator().manual_seed(s)
+
+
+def ranking_step(
+    model: nn.Module, batch: dict[str, Any], step: int, sc: StepContext
+) -> tuple[torch.Tensor, dict[str, float]]:
+    n = batch["a"].shape[0]
+    with sc.autocast():
+        emb = model(to_input(torch.cat([batch["a"], batch["b"]]), sc))
+    anchor, positive = emb[:n].float(), emb[n:].float()
+    parent = batch["parent"].to(sc.device)
+    video = batch["video"].to(sc.device)
+    phase = "hard" if step >= sc.hard_after else "random"
+    gen = negatives_generator(sc.seed, step)
+    ctx = sc.dist
+    if sc.gather_negatives and ctx.distributed:
+        anchor = dist.gather_with_grad(ctx, anchor)
+        positive = dist.gather_with_grad(ctx, positive)
+        parent, video = dist.gather(ctx, parent), dist.gather(ctx, video)
+        rows = slice(ctx.rank * n, (ctx.rank + 1) * n)
+        loss, st = ranking_loss(
+            anchor, positive, parent, video, sc.loss, phase, gen, rows, float(ctx.world_size)
+        )
+    else:
+        loss, st = ranking_loss(anchor, positive, parent, video, sc.loss, phase, gen)
+    stats = {
+        "loss": st.loss,
+        "active_hinges": st.active_hinges,
+        "pos_cos": st.pos_cos,
+        "neg_cos": st.neg_cos,
+        "triplets": float(st.n_triplets),
+        "pairs_without_negative": float(st.pairs_without_negative),
+        "hard": float(phase == "hard"),
     }
+    return loss, stats
 
 
-def context_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """Cross-entropy over the 8 relative positions; returns (loss, accuracy)."""
-    loss = F.cross_entropy(logits.float(), labels)
-    acc = float((logits.argmax(1) == labels).float().mean())
-    return loss, acc
+def pair_top1(model: nn.Module, batch: dict[str, Any], sc: StepContext) -> dict[str, float]:
+    """Share of anchors whose positive beats every valid negative of the batch."""
+    n = batch["a"].shape[0]
+    with sc.autocast():
+        emb = model(to_input(torch.cat([batch["a"], batch["b"]]), sc)).float()
+    emb = nn.functional.normalize(emb, dim=1)
+    a, p = emb[:n], emb[n:]
+    cos = a @ emb.T  # (n, 2n)
+    valid = valid_negatives(
+        batch["parent"].to(sc.device), batch["video"].to(sc.device), sc.loss.video_fallback
+    )
+    best_neg = cos.masked_fill(~valid, float("-inf")).max(dim=1).values
+    return {"top1": float(((a * p).sum(1) > best_neg).float().mean())}
+
+
+def build_data(cfg: TrainConfig) -> MethodData:
+    from models.methods.ranking_pairs import PairColumns, PairDataset, collate_pairs, load_pairs
+
+    pairs = load_pairs(cfg.data, PairColumns(**cfg.columns), cfg.registry or None)
+    size = int(cfg.network.get("input_size", RankingNetConfig.input_size))
+    weights = pairs.weights(cfg.type_weights, cfg.pair_types)
+    return MethodData(PairDataset(pairs, size), collate_pairs, weights, 2)
+
+
+def loss_config(cfg: TrainConfig) -> RankingLossConfig:
+    return RankingLossConfig(cfg.margin, cfg.negatives, cfg.video_fallback)
+
+
+METHOD = Method(
+    name="ranking",
+    network_config=RankingNetConfig,
+    network=RankingNet,
+    default_trunk="vgg16",  # Wang, He & Gupta 2017
+    build_data=build_data,
+    step=ranking_step,
+    loss_config=loss_config,
+    val_metrics=pair_top1,
+)
