@@ -84,7 +84,8 @@ class EvaluatePropagation(EvaluationTask):
 
     def _tasks(self) -> dict[str, luigi.Task]:
         from tasks.grouping_train import TrainGrouping
-        from tasks.train import TrainContext, TrainTransitive
+        from tasks.train import TrainContext
+        from tasks.train_transitive import TrainTransitive
 
         classes = {"grouping": TrainGrouping, "transitive": TrainTransitive,
                    "context": TrainContext}  # fmt: skip

@@ -9,9 +9,8 @@
 - ``TrainGrouping``: the pixel-embedding network (task ``grouping``) on ComputeRegions' trees
   joined with their frames.
 
-Frames come from one helper, :func:`frame_table` / :func:`frame_sources`: SampleFrames'
-``frames`` table when that task exists, else the frames of SegmentMotion's segmented shots
-(``masks``).
+Frames come from one helper, :func:`frame_table` / :func:`frame_sources`: the frame source
+of DetectEdges / ComputeRegions (``tasks.grouping.FRAME_SOURCES``: SegmentMotion's ``masks``).
 """
 
 from __future__ import annotations
@@ -47,22 +46,21 @@ MOTION_COLUMN = "edge_png"  # 8-bit strength, round(255 x strength)
 
 
 def frame_table() -> str:
-    """The table the mined frames are read from: SampleFrames' ``frames`` when that task
-    exists (issue 12), else SegmentMotion's ``masks`` (frames of segmented shots)."""
-    import tasks as registry
+    """The table the mined frames are read from: the one DetectEdges and ComputeRegions read
+    (``tasks.grouping.FRAME_SOURCES``' default, SegmentMotion's ``masks``), so motion edges
+    and region trees join their frames on (video_id, frame). SampleFrames' ``frames`` (its
+    every n-th frame, column ``jpeg``) is a different frame set: switching to it means adding
+    it to ``FRAME_SOURCES`` and changing both sides together."""
+    from tasks.grouping import FRAME_SOURCES
 
-    return "frames" if hasattr(registry, "SampleFrames") else "masks"
+    return next(iter(FRAME_SOURCES.values()))[1]
 
 
 def frame_sources() -> list[luigi.Task]:
     """The shard tasks whose outputs hold :func:`frame_table`."""
-    import tasks as registry
+    from tasks.grouping import frames_task
 
-    if frame_table() == "frames":
-        return [registry.SampleFrames(shard=i) for i in range(shard_count())]
-    from tasks.segment import SegmentMotion
-
-    return [SegmentMotion(shard=i) for i in range(shard_count())]
+    return [frames_task(i) for i in range(shard_count())]
 
 
 class TrainEdges(TrainBase):
