@@ -56,6 +56,7 @@ class TrainConfig:
     weight_decay: float = 5e-4  # both papers
     steps: int = 1000  # optimiser steps to run (extendable on resume)
     margin: float = 0.5  # ranking hinge margin (both papers)
+    temperature: float = 1.0  # grouping: contrastive-loss temperature (Zhang & Maire 2020: 1)
     negatives: int = 4  # K negatives per pair (2015: top K = 4 when hard)
     hard_after: int = 0  # step from which negatives are hard; before: random (phase 1)
     video_fallback: bool = False  # pairs with no other-parent candidate use other videos'

@@ -11,6 +11,8 @@
 | ``context`` | context prediction (Doersch, Gupta & Efros 2015) | ``context`` |
 | ``counting`` | learning to count (Noroozi, Pirsiavash & Favaro 2017) | ``counting`` |
 | ``jigsaw`` | Jigsaw++ (Noroozi, Vinjimoor, Favaro & Pirsiavash 2018) | ``jigsaw`` (+ ``permutations``) |
+| ``edges`` | edge network from motion edges (Li, Paluri, Rehg & Dollar 2016) | ``edges`` (+ ``models.edge_net``, ``models.data_grouping``) |
+| ``grouping`` | pixel embeddings from region trees (Zhang & Maire 2020) | ``grouping`` (+ ``models.grouping``, ``models.data_grouping``) |
 | ``student`` | pseudo-label classification (Noroozi et al. 2018 knowledge transfer) | ``student`` |
 
 How to add a method:
@@ -51,6 +53,8 @@ CATALOG: dict[str, str | Method] = {
     "student": "models.methods.student",
     "counting": "models.methods.counting",
     "jigsaw": "models.methods.jigsaw",
+    "edges": "models.methods.edges",
+    "grouping": "models.methods.grouping",
 }
 
 

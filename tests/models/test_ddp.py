@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from data_manifests import schema as schemas
 from models.config import TrainConfig
 from models.synthetic import SyntheticPatchConfig, write_pair_manifest
 from models.train import train
@@ -75,3 +77,27 @@ def _state_init(data: Path, tmp_path: Path) -> dict[str, torch.Tensor]:
     out = tmp_path / "init"
     train(_cfg(data, out, steps=0))
     return _state(out)
+
+
+def test_grouping_and_edges_train_under_two_process_gloo(tmp_path: Path) -> None:
+    # the issue-14 networks go through the same DDP path (BN statistics and cross-image
+    # negatives are per rank, so the run is not expected to equal one process bit for bit)
+    from models.synthetic_regions import write_region_manifest
+
+    regions = write_region_manifest(tmp_path / "regions", n=8, size=48)
+    from tests.models.test_grouping import _edge_table
+
+    edges = tmp_path / "edge_targets.parquet"
+    schemas.write_parquet(_edge_table(n=8, size=48), edges, schemas.get("edge_targets"), {})
+    for task, data in (("grouping", regions), ("edges", edges)):
+        out = tmp_path / task
+        cfg = TrainConfig(
+            task=task, data=[str(data)], out_dir=str(out), steps=2, batch_size=4, workers=0,
+            log_every=1, ckpt_every=2, tensorboard=False, lr=0.01, val_fraction=0.0,
+            crop={"input_size": 48}, device="cpu",
+        )  # fmt: skip
+        mp.spawn(_worker, args=(2, _free_port(), cfg), nprocs=2, join=True)
+        ck = torch.load(out / "checkpoint.pt", weights_only=True)
+        assert ck["step"] == 2 and ck["network"]["kind"] == task
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["world_size"] == 2
