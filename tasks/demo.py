@@ -33,6 +33,9 @@ log = logging.getLogger("videomine.demo")
 DEMO_SHARD = 3  # 3 real + 14 generated entries -> 6 shards: one task per shard and stage
 # Luigi's loggers: each luigi.build logs "logging already configured" at INFO on `luigi`
 QUIET = ("luigi", "luigi-interface")
+# The student's HOG pseudo-labels: the paper's 640 frames per cluster (1.28M images / 2000)
+# would leave the demo's ~80 sampled frames one cluster, a one-class student; 8 gives ~10.
+DEMO_PSEUDO_LABELS = {"points_per_cluster": "8"}
 
 
 def setup_logging() -> None:
@@ -61,6 +64,10 @@ def configure(out: Path, list_path: Path) -> None:
         cfg.add_section("videomine")
     for k, v in values.items():
         cfg.set("videomine", k, v)
+    if not cfg.has_section("ClusterPseudoLabels"):
+        cfg.add_section("ClusterPseudoLabels")
+    for k, v in DEMO_PSEUDO_LABELS.items():
+        cfg.set("ClusterPseudoLabels", k, v)
 
 
 def demo_tasks(out: Path) -> dict[str, luigi.Task]:
