@@ -186,13 +186,19 @@ def labelled_folder_from_nodes(
     return out_dir
 
 
-def demo_retrieval(dataset: str, out_dir: Path, workers: int = 1) -> str:
-    """Train the demo preset on ``dataset`` (TrainTransitive) and evaluate retrieval by video
-    against random init and HOG; returns the lines to print."""
+def demo_transitive(dataset: str) -> luigi.Task:
+    """The demo's TrainTransitive run (``DEMO_TRAIN``) on ``dataset``."""
     from tasks.train_transitive import TrainTransitive
 
+    return TrainTransitive(dataset=dataset, **DEMO_TRAIN)
+
+
+def demo_retrieval(dataset: str, out_dir: Path, workers: int = 1) -> str:
+    """Train the demo preset on ``dataset`` (TrainTransitive) and evaluate retrieval by video
+    against random init and HOG; returns the lines to print. The labelled folder (one class
+    per video) goes to ``out_dir / "labelled"``."""
     labelled = labelled_folder_from_nodes(dataset, out_dir / "labelled")
-    train = TrainTransitive(dataset=dataset, **DEMO_TRAIN)
+    train = demo_transitive(dataset)
     ev = EvaluateRetrieval(
         data_root=str(labelled), out_dir=str(out_dir / "retrieval"),
         checkpoint=str(train.checkpoint_path()),
@@ -211,4 +217,31 @@ def demo_retrieval(dataset: str, out_dir: Path, workers: int = 1) -> str:
         f"{m['checkpoint']['precision_at_k']:.3f} vs random init "
         f"{m['random_init']['precision_at_k']:.3f} (HOG {m['hog']['precision_at_k']:.3f}); "
         f"model {train.checkpoint_path()}"
+    )
+
+
+def demo_networks(transitive: luigi.Task, runs: list[luigi.Task]) -> dict[str, str]:
+    """EvaluateLinear's ``networks`` for the demo: its TrainTransitive run and its runs on
+    the frames (``tasks.train_frames.demo_frame_runs``), each under its COMPARED row name."""
+    nets = {"transitive": str(transitive.checkpoint_path())}
+    nets.update({str(t.kind): str(t.checkpoint_path()) for t in runs})
+    unknown = sorted(set(nets) - set(COMPARED))
+    if unknown:
+        raise KeyError(f"demo networks {unknown} are not rows of EvaluateLinear: {COMPARED}")
+    return nets
+
+
+def demo_linear(out_dir: Path, networks: dict[str, str]) -> str:
+    """EvaluateLinear of ``networks`` on the labelled folder ``demo_retrieval`` wrote into
+    ``out_dir`` (one class per video), into ``out_dir / "linear"``; returns its table."""
+    ev = EvaluateLinear(
+        data_root=str(out_dir / "labelled"), out_dir=str(out_dir / "linear"), networks=networks
+    )
+    if not luigi.build([ev], local_scheduler=True, workers=1, log_level="WARNING"):
+        raise RuntimeError("demo linear evaluation failed")
+    m = json.loads(Path(ev.output().path).read_text())
+    return (
+        f"linear probe ({m['config']['layer']}, frozen) by video on {m['data_root']}: "
+        f"{m['n_train']} train / {m['n_test']} test images; CPU runs this short say nothing "
+        f"about the methods' quality\n{(out_dir / 'linear' / 'metrics.md').read_text()}"
     )

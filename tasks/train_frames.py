@@ -53,15 +53,25 @@ class TrainJigsaw(_TrainOnFrames):
 DEMO_STEPS = 10  # a few CPU steps: shows the methods run end to end, not what they learn
 
 
-def demo_frames_training(workers: int = 1) -> tuple[bool, str]:
-    """``make demo``: SampleFrames of every shard, then a few CPU steps of TrainCounting and
-    TrainJigsaw (AlexNet towers, the papers' geometry) on them; returns a small table of
-    the losses and the pretext checks (and whether every task succeeded). CPU runs this short say nothing about quality."""
-    from tasks.frames import frame_tasks
+def demo_frame_runs() -> list[TrainBase]:
+    """The demo's runs on the sampled frames, a few CPU steps each (AlexNet, the papers'
+    geometry): TrainCounting, TrainJigsaw and TrainStudent (on ClusterPseudoLabels' HOG
+    pseudo-labels, its default teacher)."""
+    from tasks.transfer import TrainStudent  # lazy: importing tasks.train_frames stays light
 
     common = {"steps": DEMO_STEPS, "batch_size": 8, "trunk": "alexnet", "loader_workers": 0}
     opts = {"val_fraction": 0.25, "log_every": 2}
-    runs = [TrainCounting(options=opts, **common), TrainJigsaw(options=opts, **common)]
+    return [cls(options=opts, **common) for cls in (TrainCounting, TrainJigsaw, TrainStudent)]
+
+
+def demo_frames_training(workers: int = 1) -> tuple[bool, str]:
+    """``make demo``: SampleFrames of every shard, then ``demo_frame_runs`` on them; returns
+    a small table of the losses and the pretext checks (and whether every task succeeded).
+    CPU runs this short say nothing about quality."""
+    from tasks.frames import frame_tasks
+    from tasks.transfer import TrainStudent
+
+    runs = demo_frame_runs()
     if not luigi.build([*frame_tasks(), *runs], local_scheduler=True, workers=workers,
                        log_level="WARNING"):  # fmt: skip
         return False, "frames training: a task failed (see the log above)"
@@ -73,6 +83,12 @@ def demo_frames_training(workers: int = 1) -> tuple[bool, str]:
         out = t.output().local_path()
         rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
         loss = [r["loss"] for r in rows if "loss" in r]
+        if isinstance(t, TrainStudent):  # its pretext is its teacher's pseudo-labels
+            notes = t.labels_task().output().meta()["notes"]
+            lines.append(f"| {t.kind} | {loss[0]:.3f} -> {loss[-1]:.3f} | none: trained on "
+                         f"{notes['teacher']['name']} pseudo-labels, k = "
+                         f"{notes['pseudo_labels']['k']} clusters |")  # fmt: skip
+            continue
         pre = json.loads((out / "pretext.json").read_text())
         if t.kind == "jigsaw":
             check = (f"accuracy {pre.get('accuracy')} (chance {pre.get('chance')}), by "

@@ -176,3 +176,21 @@ def test_demo_retrieval_from_a_published_dataset(
     line = train_eval.demo_retrieval("demo@1", tmp_path / "demo")
     assert line.startswith("retrieval precision@") and "vs random init" in line
     assert len(list((tmp_path / "demo" / "labelled").iterdir())) == 18  # one class per video
+    # make demo's linear probe: the trained transitive network on that folder, beside the
+    # floor, HOG and random init; the frame runs not trained here are listed, not scored
+    from tasks.train_frames import demo_frame_runs
+
+    listed = tmp_path / "videos.txt"  # the frame runs' paths depend on the video list
+    listed.write_text("/nowhere/a.mp4\n")
+    luigi_config(video_list=str(listed))
+    runs = demo_frame_runs()
+    nets = train_eval.demo_networks(train_eval.demo_transitive("demo@1"), runs)
+    assert set(nets) == {"transitive", "counting", "jigsaw", "student"}
+    assert nets["student"] == str(runs[2].checkpoint_path())
+    table = train_eval.demo_linear(tmp_path / "demo", nets)
+    rows = json.loads((tmp_path / "demo" / "linear" / "metrics.json").read_text())["methods"]
+    assert rows["transitive"]["checkpoint"] == nets["transitive"]
+    assert 0.0 <= rows["transitive"]["mean_class_accuracy"] <= 1.0
+    assert rows["majority_class"]["mean_class_accuracy"] == pytest.approx(1 / 18)
+    assert {rows[n]["status"] for n in ("counting", "jigsaw", "student")} == {"not available"}
+    assert "| transitive | " in table and "| student | not available |" in table
