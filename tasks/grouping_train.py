@@ -189,10 +189,46 @@ class TrainGrouping(TrainBase):
         ]
         return [*regions, *frame_sources()]
 
+    pca_frames = luigi.IntParameter(
+        default=4, significant=False, description="frames in the run report's embedding sheet"
+    )
+
     def train_config(self) -> Any:
         cfg = super().train_config()
         cfg.columns = {**cfg.columns, "frames_table": frame_table()}
         return cfg
+
+    def produce(self, out: StageOutput) -> None:
+        super().produce(out)
+        sheet = self.embedding_sheet(out.path / "checkpoint.pt")
+        if sheet is not None:
+            out.path.joinpath("embedding_pca.png").write_bytes(imaging.encode_png(sheet))
+            out.note("embedding_sheet", "embedding_pca.png")
+
+    def embedding_sheet(self, checkpoint: Path) -> Any:
+        """A few of the training frames beside the first three principal components of their
+        learned embedding as colours (issue 14.7: the run report shows every stage's PNGs),
+        one row per frame, spread evenly over the frame table."""
+        import cv2
+
+        from models import dense_features as dfeat
+
+        cfg = self.train_config()
+        table = load_frame_table(cfg.data, FrameColumns(table=frame_table()), cfg.registry)
+        if table.num_rows == 0:
+            return None
+        idx = np.linspace(0, table.num_rows - 1, min(int(self.pca_frames), table.num_rows))
+        jpegs = table.column("frame_jpeg")
+        net = dfeat.load_grouping_net(checkpoint)
+        rows = []
+        for i in idx:
+            small = _resize_height(decode_rgb(jpegs[int(round(i))].as_py()), 160)
+            emb = dfeat.grouping_features(net, small[None])[0]
+            pca = cv2.resize(dfeat.pca_colours(emb), (small.shape[1], small.shape[0]),
+                             interpolation=cv2.INTER_NEAREST)  # fmt: skip
+            rows.append(np.concatenate([small, pca], axis=1))
+        width = max(r.shape[1] for r in rows)
+        return np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows])
 
 
 def _resize_height(img: Any, height: int) -> Any:

@@ -77,6 +77,10 @@ def test_train_grouping_on_region_trees(tmp_path: Path, luigi_config: Callable[.
     assert (
         ck["network"]["kind"] == "grouping" and ck["config"]["columns"]["frames_table"] == "masks"
     )
+    # the run report's embedding sheet: 4 frames of 64 px (resized to 160) beside their PCA colours
+    sheet = cv2.imread(str(Path(task.output().path) / "embedding_pca.png"))
+    assert sheet is not None and sheet.shape == (4 * 160, 2 * 160, 3)
+    assert sheet[:, 160:].std() > 0  # the embedding half is not blank
 
 
 def test_train_tasks_parse_as_root_tasks_on_the_command_line() -> None:
