@@ -8,8 +8,11 @@ probability 1/2.
   target is cropped the same way (nearest).
 - ``GroupingDataset``: rows of the ``regions`` table joined with their frames. Pixel pairs are
   sampled on the full-resolution region tree (``pipeline.pixel_pairs``) and mapped into the
-  crop; a pair whose pixels leave the crop is masked out (``*_valid``), so every item has the
-  same shapes. Negatives from other images are drawn in the training step (the batch).
+  crop; a pixel that leaves the crop is masked out (``*_valid``), so every item has the
+  same shapes. With ``two_views`` (default, Zhang & Maire 2020: the same pixels mapped through
+  an augmentation give more pairs) a second crop is drawn independently and the same pixels
+  are mapped into it too (keys suffixed ``2``). Negatives from other images are drawn in the
+  training step (the batch).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -32,6 +35,9 @@ from models.manifests import has_table, read_table, require_columns
 from models.methods.masks import IGNORE
 from models.sampling import Item
 
+if TYPE_CHECKING:
+    from pipeline.pixel_pairs import PixelPairs
+
 U8 = npt.NDArray[np.uint8]
 
 
@@ -41,6 +47,7 @@ class CropConfig:
     min_crop: float = 0.6  # crop side >= 0.6 x the frame's shorter side: objects stay whole
     flip: bool = True  # left-right flip with probability 1/2
     cross_negatives: int = 5  # grouping: negatives per anchor from other images (paper: 5)
+    two_views: bool = True  # grouping: a second crop of the same frame (paper); False = one
 
 
 @dataclass(frozen=True)
@@ -214,9 +221,28 @@ def decode_labels(data: bytes | None) -> npt.NDArray[np.int32]:
     return img.astype(np.int32)
 
 
+def _view(frame: U8, crop: Crop, pp: PixelPairs, suffix: str = "") -> dict[str, Any]:
+    """One augmented view: the crop's image and the sampled pixels mapped into it. Validity is
+    per pixel (inside the crop; a negative also needs its tree to have one); the step ANDs an
+    anchor's own validity into its pairs."""
+    img = crop.apply(frame, cv2.INTER_AREA if crop.side > crop.size else cv2.INTER_LINEAR)
+    a, a_in = crop.map_points(np.asarray(pp.anchors, np.int64))
+    p, p_in = crop.map_points(np.asarray(pp.positives, np.int64))
+    n, n_in = crop.map_points(np.asarray(pp.negatives, np.int64))
+    out = {"image": img, "anchors": a, "positives": p, "negatives": n, "anchor_valid": a_in,
+           "pos_valid": p_in, "neg_valid": n_in & pp.neg_valid}  # fmt: skip
+    return {k + suffix: v for k, v in out.items()}
+
+
+VIEW_KEYS = (("anchors", 0), ("positives", 0), ("negatives", 0),
+             ("anchor_valid", False), ("pos_valid", False), ("neg_valid", False))  # fmt: skip
+
+
 class GroupingDataset(Dataset[dict[str, Any]]):
     """Item -> image (S, S, 3) uint8; anchors (N, 2), positives (N, P, 2), negatives (N, Q, 2)
-    int64 crop pixels with (N,), (N, P), (N, Q) validity; row; skipped."""
+    int64 crop pixels with (N,), (N, P), (N, Q) per-pixel validity; the same for the second
+    view with suffix ``2`` (``image2``, ``anchors2``, ...) when ``cfg.two_views``; row;
+    skipped."""
 
     def __init__(
         self, table: pa.Table, cfg: CropConfig = CropConfig(), pairs: dict[str, Any] | None = None
@@ -254,17 +280,10 @@ class GroupingDataset(Dataset[dict[str, Any]]):
         if tree.leaves.shape != (h, w):
             raise ValueError(f"row {r}: leaves {tree.leaves.shape} do not match frame {(h, w)}")
         pp = sample_pixel_pairs(tree, self.pair_cfg, rng)
-        crop = random_crop(h, w, self.cfg, rng)
-        img = crop.apply(frame, cv2.INTER_AREA if crop.side > crop.size else cv2.INTER_LINEAR)
-        a, a_in = crop.map_points(np.asarray(pp.anchors, np.int64))
-        p, p_in = crop.map_points(np.asarray(pp.positives, np.int64))
-        n, n_in = crop.map_points(np.asarray(pp.negatives, np.int64))
-        return {
-            "image": img, "anchors": a, "positives": p, "negatives": n, "anchor_valid": a_in,
-            "pos_valid": p_in & a_in[:, None], "neg_valid": n_in & pp.neg_valid & a_in[:, None],
-            "row": r,
-            "skipped": skipped,
-        }  # fmt: skip
+        out = _view(frame, random_crop(h, w, self.cfg, rng), pp)
+        if self.cfg.two_views:  # drawn after the first, so view 1 is today's single view
+            out.update(_view(frame, random_crop(h, w, self.cfg, rng), pp, "2"))
+        return {**out, "row": r, "skipped": skipped}
 
 
 def _pad(arrays: list[npt.NDArray[Any]], n: int, fill: Any) -> npt.NDArray[Any]:
@@ -277,10 +296,13 @@ def _pad(arrays: list[npt.NDArray[Any]], n: int, fill: Any) -> npt.NDArray[Any]:
 def collate_grouping(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Pads the anchor dimension to the batch's largest (padding is invalid)."""
     n = max(max(it["anchors"].shape[0] for it in items), 1)
-    batch: dict[str, Any] = {"image": torch.from_numpy(np.stack([it["image"] for it in items]))}
-    for key, fill in (("anchors", 0), ("positives", 0), ("negatives", 0),
-                      ("anchor_valid", False), ("pos_valid", False), ("neg_valid", False)):  # fmt: skip
-        batch[key] = torch.from_numpy(_pad([it[key] for it in items], n, fill))
+    batch: dict[str, Any] = {}
+    for suffix in ("", "2") if "image2" in items[0] else ("",):
+        batch["image" + suffix] = torch.from_numpy(np.stack([it["image" + suffix] for it in items]))
+        for key, fill in VIEW_KEYS:
+            batch[key + suffix] = torch.from_numpy(
+                _pad([it[key + suffix] for it in items], n, fill)
+            )
     batch["row"] = torch.tensor([it["row"] for it in items], dtype=torch.int64)
     batch["skipped"] = [r for it in items for r in it["skipped"]]
     return batch

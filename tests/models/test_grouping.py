@@ -197,3 +197,74 @@ def test_crop_maps_pixels_where_the_image_puts_them() -> None:
         assert inside.all() and out[yx[0], yx[1]] == 255
     (_,), inside = crop.map_points(np.array([[0, 0]]))
     assert not inside.any()
+
+
+def _gradient_regions(h: int = 64, w: int = 96) -> pa.Table:
+    """One frame whose colour encodes its pixel (R = 2x, G = 2y, B = 0), four quadrant leaves
+    under the synthetic tree."""
+    from models.synthetic_regions import HEIGHT, PARENT
+
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([2 * xx, 2 * yy, np.zeros_like(xx)], axis=-1).astype(np.uint8)
+    leaves = ((yy >= h // 2) * 2 + (xx >= w // 2)).astype(np.uint8)
+    return pa.table({
+        "frame_jpeg": [cv2.imencode(".png", img[:, :, ::-1])[1].tobytes()],
+        "leaves_png": [cv2.imencode(".png", leaves)[1].tobytes()],
+        "parent": [PARENT], "height": [HEIGHT],
+    })  # fmt: skip
+
+
+def test_two_views_map_the_same_pixels_to_the_same_content_and_mask_the_rest() -> None:
+    from models.data_grouping import CropConfig, GroupingDataset, collate_grouping
+
+    ds = GroupingDataset(_gradient_regions(), CropConfig(input_size=48, min_crop=0.3))
+    moved = masked_in_2 = checked = 0
+    for seed in range(12):
+        it = ds[(0, seed)]
+        assert it["image2"].shape == it["image"].shape == (48, 48, 3)
+        for kind in ("anchors", "positives", "negatives"):
+            valid = "anchor_valid" if kind == "anchors" else kind[:3] + "_valid"
+            yx1, yx2 = it[kind].reshape(-1, 2), it[kind + "2"].reshape(-1, 2)
+            v1, v2 = it[valid].reshape(-1), it[valid + "2"].reshape(-1)
+            if kind == "negatives":  # four leaves: every sampled negative is real
+                assert v1.any()
+            c1 = it["image"][yx1[:, 0], yx1[:, 1]].astype(int)
+            c2 = it["image2"][yx2[:, 0], yx2[:, 1]].astype(int)
+            both = v1 & v2
+            # the same frame pixel shows the same colour in both views (rounding: < 2.5 px)
+            assert (np.abs(c1[both] - c2[both]) <= 5).all()
+            checked += int(both.sum())
+            moved += int((yx1[both] != yx2[both]).any(axis=1).sum())
+            # a pixel seen in view 1 lies inside view 2 exactly when view 2's colours cover
+            # it: the frame pixel is read off view 1, view 2's extent off its own colours
+            rg2 = it["image2"].reshape(-1, 3)[:, :2].astype(int)
+            lo, hi = rg2.min(0), rg2.max(0)
+            rg = c1[v1][:, :2]
+            well_in = ((rg >= lo + 6) & (rg <= hi - 6)).all(axis=1)
+            well_out = ((rg < lo - 6) | (rg > hi + 6)).any(axis=1)
+            assert v2[v1][well_in].all() and not v2[v1][well_out].any()
+            masked_in_2 += int(well_out.sum())
+    # the views are different crops, and small crops leave pixels out of one view
+    assert checked > 100 and moved > checked // 2 and masked_in_2 > 0
+    batch = collate_grouping([ds[(0, 1)], ds[(0, 2)]])
+    assert batch["image2"].shape == (2, 48, 48, 3) and batch["anchors2"].shape[0] == 2
+    one = GroupingDataset(_gradient_regions(), CropConfig(input_size=48, two_views=False))
+    assert "image2" not in one[(0, 1)] and "image2" not in collate_grouping([one[(0, 1)]])
+
+
+def test_grouping_step_with_two_views_uses_cross_view_pairs(tmp_path: Path) -> None:
+    data = write_region_manifest(tmp_path / "data", n=4, size=64)
+    cfg: dict[str, Any] = dict(
+        task="grouping", data=[str(data)], steps=1, batch_size=4, workers=0, log_every=1,
+        ckpt_every=1, tensorboard=False, lr=0.01, val_fraction=0.0, device="cpu",
+    )  # fmt: skip
+    lines = {}
+    for two in (False, True):
+        out = tmp_path / f"run{two}"
+        crop = {"input_size": 64, "min_crop": 0.9, "two_views": two}
+        train(TrainConfig(**cfg, out_dir=str(out), crop=crop))
+        lines[two] = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert math.isfinite(lines[True]["loss"]) and lines[True]["loss"] != lines[False]["loss"]
+    # each view's anchors pair with their own and the other view's pixels (same pixel too):
+    # with crops of 0.9 x the frame most of them are inside both, so more than 3 x the pairs
+    assert lines[True]["pairs"] > 3 * lines[False]["pairs"] > 0
