@@ -77,9 +77,11 @@ def build_data(cfg: TrainConfig) -> Data:
         weights = weights.copy()
         weights[val_rows] = 0.0
         items = [ds[(int(r), int(r))] for r in val_rows]
-        val_batches = [
-            collate(items[i : i + cfg.batch_size]) for i in range(0, n_val, cfg.batch_size)
-        ]
+        # balanced batches (sizes differ by at most 1), never a 1-image tail: methods that
+        # contrast images of a batch (counting's y != x, cross-image negatives) need >= 2
+        n_batches = -(-n_val // cfg.batch_size)
+        bounds = np.linspace(0, n_val, n_batches + 1).round().astype(int)
+        val_batches = [collate(items[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     return Data(ds, collate, weights, val_batches, per, md.replacement)
 
 

@@ -108,3 +108,17 @@ def test_tiny_counting_run_lowers_the_loss_and_reports_pretext_checks(tmp_path: 
     assert set(pre["count_error_by_interpolation"]) == set(INTERPOLATIONS)
     assert pre["units"] == 32 and 0 <= pre["units_ever_nonzero"] <= 32
     assert pre["count_error_other_image"] is not None and pre["examples"] == 8
+
+
+def test_held_out_batches_never_end_with_a_single_image(tmp_path: Path) -> None:
+    # 36 frames, val_fraction 0.25 -> 9 held-out rows at batch 8: the old 8 + 1 split gave a
+    # 1-image batch, and counting (y != x) failed the demo's evaluation on it
+    from models.train import build_data
+
+    data = write_radial_frames(tmp_path / "frames", n=36)
+    cfg = TrainConfig(
+        task="counting", data=[str(data)], out_dir=str(tmp_path / "out"), steps=1,
+        batch_size=8, workers=0, val_fraction=0.25, crop={"tile": 24},
+    )  # fmt: skip
+    sizes = [int(b["down"].shape[0]) for b in build_data(cfg).val_batches]
+    assert sum(sizes) == 9 and min(sizes) >= 2 and max(sizes) - min(sizes) <= 1, sizes
