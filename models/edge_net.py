@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.methods.masks import IGNORE
-from models.trunks import ResNet18, build_trunk
+from models.trunks import dense_resnet18
 
 
 @dataclass(frozen=True)
@@ -48,15 +48,8 @@ class EdgeNet(nn.Module):
 
     def __init__(self, cfg: EdgeNetConfig = EdgeNetConfig()) -> None:
         super().__init__()
-        if cfg.trunk != "resnet18":
-            raise KeyError(f"edge network trunk {cfg.trunk!r} unsupported; valid: resnet18")
         self.config = cfg
-        trunk = build_trunk(cfg.trunk, **cfg.trunk_options)
-        assert isinstance(trunk, ResNet18)
-        self.trunk = trunk
-        # layer4 is not used: frozen, so DDP does not wait for its gradients; kept (at its
-        # seeded init) so the trunk's state dict stays a whole ResNet-18 for load_checkpoint_trunk
-        trunk.layer4.requires_grad_(False)
+        self.trunk = trunk = dense_resnet18(cfg.trunk, cfg.trunk_options, "edge network")
         sides = [nn.Conv2d(c, 1, kernel_size=1) for c in (64, 64, 128, 256)]
         g = torch.Generator().manual_seed(trunk.config.init_seed + 1)
         for conv in sides:

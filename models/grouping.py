@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.trunks import ResNet18, build_trunk
+from models.trunks import dense_resnet18
 
 
 @dataclass(frozen=True)
@@ -44,15 +44,8 @@ class GroupingNet(nn.Module):
 
     def __init__(self, cfg: GroupingNetConfig = GroupingNetConfig()) -> None:
         super().__init__()
-        if cfg.trunk != "resnet18":
-            raise KeyError(f"grouping network trunk {cfg.trunk!r} unsupported; valid: resnet18")
         self.config = cfg
-        trunk = build_trunk(cfg.trunk, **cfg.trunk_options)
-        assert isinstance(trunk, ResNet18)
-        self.trunk = trunk
-        # layer4 is not used: frozen, so DDP does not wait for its gradients; kept (at its
-        # seeded init) so the trunk's state dict stays a whole ResNet-18 for load_checkpoint_trunk
-        trunk.layer4.requires_grad_(False)
+        self.trunk = trunk = dense_resnet18(cfg.trunk, cfg.trunk_options, "grouping network")
         self.proj2 = _projection(128, cfg.proj_channels)
         self.proj3 = _projection(256, cfg.proj_channels)
         self.embed = nn.Conv2d(2 * cfg.proj_channels, cfg.embed_dim, kernel_size=3, padding=1)

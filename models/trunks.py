@@ -240,6 +240,19 @@ def build_trunk(name: str, **cfg: Any) -> Trunk:
     return _REGISTRY[name][0](config)
 
 
+def dense_resnet18(name: str, options: dict[str, Any], network: str) -> ResNet18:
+    """The ResNet-18 trunk of a dense (per-pixel) network that reads only its first three
+    stages (the edge and grouping networks). ``layer4`` is frozen, so DDP does not wait for
+    its gradients, and kept at its seeded init, so the state dict stays a whole ResNet-18
+    for :func:`load_checkpoint_trunk`. Another ``name`` -> KeyError naming the valid one."""
+    if name != "resnet18":
+        raise KeyError(f"{network} trunk {name!r} unsupported; valid: resnet18")
+    trunk = build_trunk(name, **options)
+    assert isinstance(trunk, ResNet18)
+    trunk.layer4.requires_grad_(False)
+    return trunk
+
+
 def trunk_spec(trunk: Trunk) -> dict[str, Any]:
     """JSON-able description ``{"name", "config"}`` that :func:`build_trunk` rebuilds."""
     return {"name": trunk.name, "config": dataclasses.asdict(trunk.config)}
