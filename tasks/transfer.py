@@ -34,7 +34,7 @@ from models.manifests import has_table, read_table
 from pipeline import features, imaging
 from pipeline.features import FeatureConfig
 from pipeline.pseudo_labels import PseudoLabelConfig, cluster_pseudo_labels
-from tasks.common import StageOutput, StageTask, config_from_params, shard_count, stage_params
+from tasks.common import StageOutput, StageTask, config_from_params, stage_params
 from tasks.feature_source import build_source, feature_model_task
 from tasks.train import TrainBase
 
@@ -54,9 +54,9 @@ def centre_squares(jpegs: list[bytes], size: int) -> np.ndarray:
 
 
 def _frame_tasks() -> list[luigi.Task]:
-    from tasks.frames import SampleFrames  # lazy: importing tasks.transfer must not need it
+    from tasks.frames import frame_tasks  # lazy: importing tasks.transfer must not need it
 
-    return [SampleFrames(shard=i) for i in range(shard_count())]
+    return frame_tasks()
 
 
 def teacher_name(spec: dict[str, Any]) -> str:
