@@ -21,6 +21,8 @@ import av
 import numpy as np
 from numpy.typing import NDArray
 
+from pipeline.decoded import strided_thumbnail
+
 log = logging.getLogger(__name__)
 
 
@@ -224,6 +226,15 @@ class PyAVSource:
         return int(self.key_index[max(pos, 0)])
 
     def iter(self, start: int, stop: int, step: int) -> Iterator[tuple[int, NDArray[np.uint8]]]:
+        for i, frame in self.iter_decoded(start, stop, step):
+            yield i, self._rgb(frame)
+
+    def iter_lazy(self, start: int, stop: int, step: int) -> Iterator[tuple[int, AVFrame]]:
+        """Like :meth:`iter`, but each frame converts to RGB only when asked."""
+        for i, frame in self.iter_decoded(start, stop, step):
+            yield i, AVFrame(self, frame)
+
+    def iter_decoded(self, start: int, stop: int, step: int) -> Iterator[tuple[int, av.VideoFrame]]:
         last = -1
         if start >= stop:
             return
@@ -232,9 +243,47 @@ class PyAVSource:
                 return
             last = i
             if i >= start and (i - start) % step == 0:
-                yield i, self._rgb(frame)
+                yield i, frame
         if last < stop - 1:
             raise PyAVSourceError(f"decoding ended at frame {last}, expected {stop - 1}")
 
     def close(self) -> None:
         self.container.close()
+
+
+# 8-bit pixel formats whose first plane is the picture's luma at full resolution.
+_LUMA8 = frozenset(
+    {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p",
+     "yuvj440p", "yuv411p", "yuv410p", "nv12", "nv21", "nv16", "gray"}
+)  # fmt: skip
+
+
+class AVFrame:
+    """A decoded PyAV frame (:class:`pipeline.decoded.Decoded`): RGB made on demand by
+    the same conversion as :meth:`PyAVSource.get_batch`, thumbnails from the luma plane."""
+
+    __slots__ = ("_src", "_frame", "_rgb")
+
+    def __init__(self, src: PyAVSource, frame: av.VideoFrame) -> None:
+        self._src, self._frame = src, frame
+        self._rgb: NDArray[np.uint8] | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        h, w = self._src.out_hw or self._src.src_hw
+        return w, h
+
+    def rgb(self) -> NDArray[np.uint8]:
+        if self._rgb is None:
+            self._rgb = self._src._rgb(self._frame)
+        return self._rgb
+
+    def luma_thumbnail(self, height: int) -> NDArray[np.uint8]:
+        f = self._frame
+        if f.format.name in _LUMA8:
+            plane = f.planes[0]
+            buf = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
+            luma = buf[:, : plane.width]
+        else:  # anything else (RGB, 10-bit, paletted): let the scaler make it grey
+            luma = np.asarray(f.to_ndarray(format="gray"), np.uint8)
+        return strided_thumbnail(upright(luma, self._src.rotation), height)

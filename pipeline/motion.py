@@ -15,7 +15,7 @@ Per analysed frame t (every ``frame_step`` frames, working scale ``frame_height`
 A pre-filter runs first on every analysed pair: dense flow on 64-px-high thumbnails, a
 least-squares global affine motion removed, and the share of pixels still moving. Static
 stretches, pure camera motion (share ~0) and all-moving stretches (share ~1) skip the
-expensive analysis. Shot cuts come from the same thumbnails (:func:`is_cut`).
+expensive analysis. Shot cuts come from luma thumbnails of every frame (:func:`is_cut`).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from pipeline.decoded import thumbnail as thumbnail  # re-exported: callers import it here
 from pipeline.surf import SurfConfig, detect
 
 log = logging.getLogger(__name__)
@@ -168,13 +169,6 @@ def to_grey(rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB frame, got {rgb.shape} {rgb.dtype}")
     return np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
-
-
-def thumbnail(grey: NDArray[np.uint8], height: int) -> NDArray[np.uint8]:
-    """Area-downscaled (height, ~W*height/H) uint8 thumbnail of a grey frame."""
-    h, w = grey.shape
-    size = (max(int(round(w * height / h)), 1), height)
-    return np.asarray(cv2.resize(grey, size, interpolation=cv2.INTER_AREA))
 
 
 def _sample(flow: NDArray[np.float32], pts: NDArray[np.float32]) -> NDArray[np.float32]:

@@ -1,7 +1,7 @@
 """Scan a video for motion seeds: the streaming driver around :mod:`pipeline.motion`.
 
-``scan(frames, cfg, workers)`` consumes ``(index, rgb)`` frames in order (at the working
-scale, ``cfg.frame_height`` high), detects shot cuts on thumbnails of every frame, runs the
+``scan(frames, cfg, workers)`` consumes ``(index, frame)`` frames in order (at the working
+scale, ``cfg.frame_height`` high), detects shot cuts on luma thumbnails of every frame, runs the
 pre-filter and then the full motion analysis on pairs (t, t+1) for t = 0, frame_step, ...
 (only once frame t + track_length has arrived in the same shot: a pair nearer a cut or the
 end cannot be a seed, so it costs no analysis), and ``select_seeds`` picks the seeds: kept
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from pipeline.decoded import Decoded, RGBFrame
 from pipeline.motion import (
     DenseFlow,
     FrameMotion,
@@ -72,9 +73,11 @@ class Seed:
 
 
 def scan(
-    frames: Iterable[tuple[int, NDArray[np.uint8]]], cfg: MotionConfig, workers: int = 1
+    frames: Iterable[tuple[int, NDArray[np.uint8] | Decoded]], cfg: MotionConfig, workers: int = 1
 ) -> ScanResult:
-    """Analyse a stream of consecutive (index, (H, W, 3) uint8 RGB) frames.
+    """Analyse a stream of consecutive (index, frame) frames: (H, W, 3) uint8 RGB arrays or
+    :class:`pipeline.decoded.Decoded` frames, whose RGB is then converted only for the
+    pairs screened (t = 0, frame_step, ...; the cut test reads every frame's luma thumbnail).
 
     ``workers`` > 1 runs the full pair analyses in that many threads (OpenCV and numpy release
     the GIL) while the stream goes on; the records are the same as with 1."""
@@ -117,33 +120,35 @@ def scan(
             i = waiting.popleft()[0]
             records[i] = dataclasses.replace(records[i], skipped="near_end")
 
-    prev_rgb: NDArray[np.uint8] | None = None
+    prev: Decoded | None = None
     prev_thumb: NDArray[np.uint8] | None = None
     prev_idx = -1
     size = (0, 0)
     seen = 0
     try:
-        for idx, rgb in frames:
+        for idx, item in frames:
             if prev_idx >= 0 and idx != prev_idx + 1:
                 raise ValueError(f"frames must be consecutive: {prev_idx} then {idx}")
-            size = (rgb.shape[1], rgb.shape[0])
-            thumb = _thumb(rgb, cfg.prefilter_height)
+            frame = RGBFrame(item) if isinstance(item, np.ndarray) else item
+            size = frame.size
+            thumb = frame.luma_thumbnail(cfg.prefilter_height)
             seen = idx + 1
-            if prev_rgb is not None and prev_thumb is not None:
+            if prev is not None and prev_thumb is not None:
                 cut = is_cut(prev_thumb, thumb, cfg)
                 if cut:
                     cuts.append(idx)
                     drop_waiting()  # their shot ends before their track would
                 t = prev_idx
                 if t % cfg.frame_step == 0:
-                    rec = _screen(t, len(cuts), cut, prev_thumb, thumb, coarse, cfg)
+                    rec = _screen(t, len(cuts), cut, prev, frame, coarse, cfg)
                     records.append(rec)
                     if not rec.skipped:
-                        waiting.append((len(records) - 1, t, to_grey(prev_rgb), to_grey(rgb)))
+                        g0, g1 = to_grey(prev.rgb()), to_grey(frame.rgb())
+                        waiting.append((len(records) - 1, t, g0, g1))
                 while waiting and waiting[0][1] + cfg.track_length <= idx:
                     i, _, g0, g1 = waiting.popleft()
                     analyse(i, g0, g1)
-            prev_rgb, prev_thumb, prev_idx = rgb, thumb, idx
+            prev, prev_thumb, prev_idx = frame, thumb, idx
         drop_waiting()  # the video ends within their track
         resolve(0)
     finally:
@@ -153,10 +158,9 @@ def scan(
 
 
 def _thumb(rgb: NDArray[np.uint8], height: int) -> NDArray[np.uint8]:
-    """Thumbnail of every frame, cheaply: a strided view of the green channel (about twice
-    the thumbnail's size), then an area resize. Analysed frames get a full-size grey."""
+    """The pre-filter's thumbnail: a strided view of the green channel (about twice the
+    thumbnail's size; green stands in for luminance, its weight is 0.59), area-resized."""
     s = max(1, rgb.shape[0] // (2 * height))
-    # The green channel stands in for luminance (its weight is 0.59): one small copy.
     return thumbnail(np.ascontiguousarray(rgb[::s, ::s, 1]), height)
 
 
@@ -164,8 +168,8 @@ def _screen(
     t: int,
     shot: int,
     cut: bool,
-    t0: NDArray[np.uint8],
-    t1: NDArray[np.uint8],
+    f0: Decoded,
+    f1: Decoded,
     coarse: DenseFlow,
     cfg: MotionConfig,
 ) -> FrameRecord:
@@ -174,7 +178,8 @@ def _screen(
     shot_of_t = shot - 1 if cut else shot
     if cut:
         return FrameRecord(t, shot_of_t, float("nan"), "cut", None)
-    score = prefilter_score(t0, t1, coarse, cfg)
+    h = cfg.prefilter_height
+    score = prefilter_score(_thumb(f0.rgb(), h), _thumb(f1.rgb(), h), coarse, cfg)
     if cfg.prefilter and not prefilter_pass(score, cfg):
         why = "prefilter_static" if score < cfg.prefilter_min_fraction else "prefilter_all_moving"
         return FrameRecord(t, shot_of_t, score, why, None)

@@ -40,7 +40,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -48,6 +48,7 @@ from numpy.typing import NDArray
 from pipeline import _pyav_source
 from pipeline._decord_source import DECODE_THREADS, DecordSourceError
 from pipeline._decord_source import DecordSource as _DecordSource
+from pipeline.decoded import Decoded, RGBFrame
 
 log = logging.getLogger(__name__)
 
@@ -275,11 +276,33 @@ class VideoReader:
             raise ValueError(f"need start >= 0 and step >= 1, got {start}, {step}")
         return self._iter(start, stop, step)
 
-    def _iter(self, start: int, stop: int, step: int) -> Iterator[tuple[int, NDArray[np.uint8]]]:
+    def iter_decoded(
+        self, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[int, Decoded]]:
+        """Yield (index, frame) for frames start .. stop - 1, each a
+        :class:`pipeline.decoded.Decoded`: with PyAV, a frame converts to RGB only when its
+        ``rgb()`` is called (the same pixels as :meth:`iter_frames`), and its luma thumbnail
+        comes from the decoder's own luma plane; with decord, frames come as RGB arrays."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        if start < 0:
+            raise ValueError(f"need start >= 0, got {start}")
+        return self._iter(start, stop, 1, lazy=True)
+
+    def _iter(
+        self, start: int, stop: int, step: int, lazy: bool = False
+    ) -> Iterator[tuple[int, Any]]:
         nxt = start
         while True:
             try:
-                for i, frame in self._src.iter(nxt, stop, step):
+                src = self._src
+                frames: Iterator[tuple[int, Any]]
+                if not lazy:
+                    frames = src.iter(nxt, stop, step)
+                elif isinstance(src, _pyav_source.PyAVSource):
+                    frames = src.iter_lazy(nxt, stop, step)
+                else:
+                    frames = ((i, RGBFrame(f)) for i, f in src.iter(nxt, stop, step))
+                for i, frame in frames:
                     nxt = i + step
                     yield i, frame
                 return
@@ -303,6 +326,29 @@ class VideoReader:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def scan_reader(path: str | Path, height: int | None, backend: Backend = "auto") -> VideoReader:
+    """A reader for :meth:`VideoReader.iter_decoded` whose frames convert to RGB on demand.
+
+    That needs PyAV; a file recorded as decord's (or ``auto``) is read with PyAV when PyAV
+    opens it and indexes as many frames as decord does (so frame numbers mean the same to the
+    stages that read it with decord, and the pixels are the same: both scale with FFmpeg's
+    bilinear swscale), else with the recorded backend (its frames are then RGB arrays)."""
+    if backend == "pyav":
+        return VideoReader(path, height, backend="pyav")
+    reader = VideoReader(path, height, backend=backend)
+    if reader.backend != "decord":
+        return reader
+    try:
+        lazy = VideoReader(path, height, backend="pyav")
+    except VideoError:
+        return reader
+    if len(lazy) == len(reader) and lazy.size == reader.size:
+        reader.close()
+        return lazy
+    lazy.close()
+    return reader
 
 
 class _CheckFailed(VideoError):

@@ -32,7 +32,7 @@ from pipeline import imaging
 from pipeline.motion import MotionConfig
 from pipeline.seeding import scan, select_seeds
 from pipeline.tracking import TrackingConfig, TrackResult, track
-from pipeline.video_io import Backend, VideoReader
+from pipeline.video_io import Backend, VideoReader, scan_reader
 from tasks.common import ShardTask, StageOutput, config_from_params, read_stage_table, stage_params
 
 log = logging.getLogger(__name__)
@@ -123,10 +123,10 @@ def detect_video(
 
     ``workers`` > 1: pair analyses in that many threads (same rows). ``backend``: the
     reader FetchVideos recorded for the file."""
-    with VideoReader(path, height=cfg.frame_height, backend=backend) as reader:
+    with scan_reader(path, cfg.frame_height, backend) as reader:
         fps = reader.fps
         src_h, src_w = reader.source_size
-        result = scan(reader.iter_frames(), cfg, workers)
+        result = scan(reader.iter_decoded(), cfg, workers)
     work_w, work_h = result.size
     sx, sy = src_w / max(work_w, 1), src_h / max(work_h, 1)
     seeds = select_seeds(result, cfg)
