@@ -331,20 +331,24 @@ class VideoReader:
 def scan_reader(path: str | Path, height: int | None, backend: Backend = "auto") -> VideoReader:
     """A reader for :meth:`VideoReader.iter_decoded` whose frames convert to RGB on demand.
 
-    That needs PyAV; a file recorded as decord's (or ``auto``) is read with PyAV when PyAV
-    opens it and indexes as many frames as decord does (so frame numbers mean the same to the
-    stages that read it with decord, and the pixels are the same: both scale with FFmpeg's
-    bilinear swscale), else with the recorded backend (its frames are then RGB arrays)."""
+    That needs PyAV. A file recorded as decord's (or ``auto``) is read with PyAV only when
+    PyAV indexes as many frames as decord (frame numbers mean the same to the stages that
+    read it with decord) and gives decord's first frame bit for bit at this size (both scale
+    with FFmpeg's swscale; on the dev clips every frame is identical, but on some files,
+    e.g. our synthetic H.264, the two scaled pictures differ); else the recorded backend is
+    used (its frames are then RGB arrays, converted as before)."""
     if backend == "pyav":
         return VideoReader(path, height, backend="pyav")
     reader = VideoReader(path, height, backend=backend)
-    if reader.backend != "decord":
+    if reader.backend != "decord" or len(reader) == 0:
         return reader
     try:
         lazy = VideoReader(path, height, backend="pyav")
+        same = len(lazy) == len(reader) and lazy.size == reader.size
+        same = same and np.array_equal(lazy.get_batch([0]), reader.get_batch([0]))
     except VideoError:
         return reader
-    if len(lazy) == len(reader) and lazy.size == reader.size:
+    if same:
         reader.close()
         return lazy
     lazy.close()
