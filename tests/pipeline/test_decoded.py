@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.bench_mining import devdata
 from pipeline.decoded import RGBFrame
 from pipeline.motion import MotionConfig
-from benchmarks.bench_mining import devdata
 from pipeline.seeding import ScanResult, scan, select_seeds
 from pipeline.synthetic import write_video
 from pipeline.video_io import VideoReader, scan_reader
