@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import os
 import pkgutil
 import platform
@@ -35,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     ap.add_argument("stages", nargs="*", help=f"subset of {available()}")
     ap.add_argument("--quick", action="store_true", help="small sizes only (minutes, not hours)")
+    ap.add_argument(
+        "--real-only",
+        action="store_true",
+        help="stages that take it (mining): only the rows on real dev footage",
+    )
     ap.add_argument("--out", default="bench_output", help="where tables are written")
     ap.add_argument(
         "--update-readme",
@@ -58,13 +64,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n=== bench {stage} ===", flush=True)
         t0 = time.time()
         try:
-            table = importlib.import_module(f"benchmarks.bench_{stage}").main(quick=args.quick)
+            bench_main = importlib.import_module(f"benchmarks.bench_{stage}").main
+            if args.real_only and "real_only" not in inspect.signature(bench_main).parameters:
+                print(f"bench {stage} has no --real-only rows: skipped")
+                continue
+            extra = {"real_only": True} if args.real_only else {}
+            table = bench_main(quick=args.quick, **extra)
         except Exception:
             traceback.print_exc()
             failed.append(stage)
             continue
         took = f"_{header}; the run took {time.time() - t0:.0f} s._"
-        (out / f"{stage}.md").write_text(f"{table}\n\n{took}\n")
+        name = f"{stage}_real" if args.real_only else stage  # never the full table's file
+        (out / f"{name}.md").write_text(f"{table}\n\n{took}\n")
     # The README block holds the latest table of every stage, each measured in one run.
     sections = [
         f"### {s}\n\n{(out / f'{s}.md').read_text().strip()}"

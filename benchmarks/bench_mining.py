@@ -19,7 +19,8 @@ static clip), written once. In one process it measures
   ``$VIDEOMINE_DEVDATA/tracking``) mined with the defaults before issue 11 and with today's,
   in one run, each as its ratio to decoding the same clips (it must not fall).
 
-`python -m benchmarks mining [--quick]`
+`python -m benchmarks mining [--quick] [--real-only]` (``--real-only``: the real-footage rows
+only, a few minutes; the full benchmark is long)
 """
 
 from __future__ import annotations
@@ -132,12 +133,17 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
 
 
 def _stage_seconds(
-    path: Path, mcfg: MotionConfig, tcfg: TrackingConfig, workers: int, repeat: int
+    path: Path,
+    mcfg: MotionConfig,
+    tcfg: TrackingConfig,
+    workers: int,
+    repeat: int,
+    on_demand: bool = True,
 ) -> tuple[list[float], int, int, int]:
     """Best of ``repeat`` (each a decode-only pass, DetectMotion, TrackObjects in a row, so
     that all three see the same load): wall and CPU seconds, in the order decode wall, decode
     CPU, motion wall, motion CPU, tracking wall, tracking CPU; the number of seeds, of
-    frames and of kept tracks."""
+    frames and of kept tracks. ``on_demand``: DetectMotion's reading (``detect_video``)."""
     best = [float("inf")] * 6
     seeds: list[dict[str, Any]] = []
     n_frames = n_kept = 0
@@ -147,7 +153,7 @@ def _stage_seconds(
             return sum(1 for _ in r.iter_frames())
 
     def motion() -> list[dict[str, Any]]:
-        return detect_video(path.stem, str(path), mcfg, workers)[0]
+        return detect_video(path.stem, str(path), mcfg, workers, on_demand=on_demand)[0]
 
     def tracking() -> Any:
         return track_video(path.stem, str(path), seeds, tcfg, mcfg.frame_height, None, workers)
@@ -251,45 +257,54 @@ def devdata() -> Path:
 
 def _real_rows(quick: bool) -> list[str]:
     """Mining the dev tracking videos with the old and the new defaults, one run: decode,
-    DetectMotion and TrackObjects seconds (CPU, all threads) summed over the clips."""
+    DetectMotion and TrackObjects seconds (CPU, all threads) summed over the clips, and
+    each stage's CPU per frame (DetectMotion, its own decoding included) and per seed
+    (TrackObjects). DetectMotion reads as before issue 11 (every frame to RGB) or on demand
+    (``video_io.scan_reader``: RGB for the screened pairs only; the same seeds)."""
     clips = sorted((devdata() / "tracking").glob("*.mp4"))[: 2 if quick else None]
     if not clips:
         return ["", f"(no dev tracking videos under {devdata()}: real-footage row skipped)"]
     new_m, new_t = MotionConfig(), TrackingConfig()
+    old_m = dataclasses.replace(new_m, **BEFORE_ISSUE_11_MOTION)
+    old_t = dataclasses.replace(new_t, **BEFORE_ISSUE_11_TRACKING)
     configs = {
-        "before issue 11": (
-            dataclasses.replace(new_m, **BEFORE_ISSUE_11_MOTION),
-            dataclasses.replace(new_t, **BEFORE_ISSUE_11_TRACKING),
-        ),
-        "today's defaults": (new_m, new_t),
+        "before issue 11 (defaults and reading)": (old_m, old_t, False),
+        "today's defaults, every frame to RGB": (new_m, new_t, False),
+        "today's defaults (on-demand RGB)": (new_m, new_t, True),
+        "before-issue-11 defaults, on-demand RGB": (old_m, old_t, True),
     }
     lines = [
         "",
         f"Real footage: {len(clips)} dev tracking videos ({', '.join(c.stem for c in clips)}), "
         "1 worker, CPU seconds summed over the clips (best of 1 per clip: decode, DetectMotion "
-        "and TrackObjects back to back, so all three see the same load).",
+        "and TrackObjects back to back, so all three see the same load). DetectMotion's CPU "
+        "includes its own decoding; decode = VideoReader at 448, every frame to RGB.",
         "",
-        "| defaults | frames | decode fps @448 | DetectMotion fps | seeds | kept tracks "
-        "| TrackObjects fps | ratio to decode (CPU) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| defaults | frames | seeds | kept tracks | decode ms/frame | DetectMotion ms/frame "
+        "| TrackObjects ms/frame | TrackObjects s/seed | ratio to decode (CPU) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, (mcfg, tcfg) in configs.items():
+    for name, (mcfg, tcfg, on_demand) in configs.items():
         tot = np.zeros(6)
         n_frames = n_seeds = n_kept = 0
         for c in clips:
-            secs, k, nf, kept = _stage_seconds(c, mcfg, tcfg, 1, 1)
+            secs, k, nf, kept = _stage_seconds(c, mcfg, tcfg, 1, 1, on_demand)
             tot += secs
             n_frames, n_seeds, n_kept = n_frames + nf, n_seeds + k, n_kept + kept
         _, dc, _, mc, _, tc = tot
         lines.append(
-            f"| {name} | {n_frames} | {n_frames / dc:.0f} | {n_frames / mc:.0f} | {n_seeds} "
-            f"| {n_kept} | {n_frames / tc if n_seeds else float('inf'):.0f} "
-            f"| {dc / (mc + tc):.3f} |"
+            f"| {name} | {n_frames} | {n_seeds} | {n_kept} | {1000 * dc / n_frames:.2f} "
+            f"| {1000 * mc / n_frames:.2f} | {1000 * tc / n_frames:.2f} "
+            f"| {tc / max(n_seeds, 1):.3f} | {dc / (mc + tc):.3f} |"
         )
     return lines
 
 
-def main(quick: bool = False) -> str:
+def main(quick: bool = False, real_only: bool = False) -> str:
+    if real_only:  # `python -m benchmarks mining --real-only`: the real-footage row alone
+        table = "\n".join(_real_rows(quick)).strip()
+        print(table)
+        return table
     n = 90 if quick else 300
     repeat = 1 if quick else 3  # best of 3: the machine is shared
     motion_cfg, track_cfg = MotionConfig(), TrackingConfig()

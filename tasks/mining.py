@@ -117,16 +117,28 @@ class DetectMotion(ShardTask):
 
 
 def detect_video(
-    video_id: str, path: str, cfg: MotionConfig, workers: int = 1, backend: Backend = "auto"
+    video_id: str,
+    path: str,
+    cfg: MotionConfig,
+    workers: int = 1,
+    backend: Backend = "auto",
+    on_demand: bool = True,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """``seeds`` rows and the ``seed_videos`` row (without wall time) of one video.
 
     ``workers`` > 1: pair analyses in that many threads (same rows). ``backend``: the
-    reader FetchVideos recorded for the file."""
-    with scan_reader(path, cfg.frame_height, backend) as reader:
+    reader FetchVideos recorded for the file. ``on_demand``: frames convert to RGB only for
+    the pairs screened (``video_io.scan_reader``; the same rows); False: every frame is
+    decoded to RGB (the reading before issue 11, kept for ``bench mining``)."""
+    if on_demand:
+        reader = scan_reader(path, cfg.frame_height, backend)
+    else:
+        reader = VideoReader(path, height=cfg.frame_height, backend=backend)
+    with reader:
         fps = reader.fps
         src_h, src_w = reader.source_size
-        result = scan(reader.iter_decoded(), cfg, workers)
+        frames = reader.iter_decoded() if on_demand else reader.iter_frames()
+        result = scan(frames, cfg, workers)
     work_w, work_h = result.size
     sx, sy = src_w / max(work_w, 1), src_h / max(work_h, 1)
     seeds = select_seeds(result, cfg)
@@ -292,7 +304,9 @@ def track_video(
     tracks: list[dict[str, Any]] = []
     patches: list[dict[str, Any]] = []
     L = cfg.track_length
-    with VideoReader(path, height=frame_height, backend=backend) as reader:
+    # Frames between the windows are decoded but never converted to RGB (scan_reader: the
+    # same pictures as VideoReader's where it reads with PyAV, else VideoReader's own).
+    with scan_reader(path, frame_height, backend) as reader:
         n = len(reader)
         s = reader.size[0] / reader.source_size[0]  # original -> decode scale
         todo = []
@@ -318,9 +332,9 @@ def track_video(
             buf: dict[int, NDArray[np.uint8]] = {}
             first, last = int(todo[0]["frame"]), int(todo[-1]["frame"]) + L
             nxt = 0
-            for idx, frame in reader.iter_frames(first, last + 1):
+            for idx, frame in reader.iter_decoded(first, last + 1):
                 if any(int(t["frame"]) <= idx <= int(t["frame"]) + L for t in todo[nxt:]):
-                    buf[idx] = frame
+                    buf[idx] = frame.rgb()
                 while nxt < len(todo) and int(todo[nxt]["frame"]) + L == idx:
                     seed = todo[nxt]
                     f0 = int(seed["frame"])
