@@ -143,7 +143,8 @@ def _stage_seconds(
     """Best of ``repeat`` (each a decode-only pass, DetectMotion, TrackObjects in a row, so
     that all three see the same load): wall and CPU seconds, in the order decode wall, decode
     CPU, motion wall, motion CPU, tracking wall, tracking CPU; the number of seeds, of
-    frames and of kept tracks. ``on_demand``: DetectMotion's reading (``detect_video``)."""
+    frames and of kept tracks. ``on_demand``: both stages' reading (``detect_video``,
+    ``track_video``)."""
     best = [float("inf")] * 6
     seeds: list[dict[str, Any]] = []
     n_frames = n_kept = 0
@@ -156,7 +157,10 @@ def _stage_seconds(
         return detect_video(path.stem, str(path), mcfg, workers, on_demand=on_demand)[0]
 
     def tracking() -> Any:
-        return track_video(path.stem, str(path), seeds, tcfg, mcfg.frame_height, None, workers)
+        return track_video(
+            path.stem, str(path), seeds, tcfg, mcfg.frame_height, None, workers,
+            on_demand=on_demand,
+        )  # fmt: skip
 
     for _ in range(repeat):
         dw, dc, n_frames = _timed(decode)
@@ -259,8 +263,9 @@ def _real_rows(quick: bool) -> list[str]:
     """Mining the dev tracking videos with the old and the new defaults, one run: decode,
     DetectMotion and TrackObjects seconds (CPU, all threads) summed over the clips, and
     each stage's CPU per frame (DetectMotion, its own decoding included) and per seed
-    (TrackObjects). DetectMotion reads as before issue 11 (every frame to RGB) or on demand
-    (``video_io.scan_reader``: RGB for the screened pairs only; the same seeds)."""
+    (TrackObjects). The stages read as before issue 11 (every frame to RGB) or on demand
+    (``video_io.scan_reader``: RGB for DetectMotion's screened pairs and TrackObjects'
+    windows only; the same seeds and tracks)."""
     clips = sorted((devdata() / "tracking").glob("*.mp4"))[: 2 if quick else None]
     if not clips:
         return ["", f"(no dev tracking videos under {devdata()}: real-footage row skipped)"]
@@ -269,9 +274,9 @@ def _real_rows(quick: bool) -> list[str]:
     old_t = dataclasses.replace(new_t, **BEFORE_ISSUE_11_TRACKING)
     configs = {
         "before issue 11 (defaults and reading)": (old_m, old_t, False),
-        "today's defaults, every frame to RGB": (new_m, new_t, False),
+        "today's defaults, reading before issue 11": (new_m, new_t, False),
         "today's defaults (on-demand RGB)": (new_m, new_t, True),
-        "before-issue-11 defaults, on-demand RGB": (old_m, old_t, True),
+        "before-issue-11 defaults, on-demand RGB (for scale)": (old_m, old_t, True),
     }
     lines = [
         "",

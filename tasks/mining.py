@@ -20,7 +20,7 @@ import logging
 import time
 import traceback
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipeline import imaging
+from pipeline.decoded import Decoded, RGBFrame
 from pipeline.motion import MotionConfig
 from pipeline.seeding import scan, select_seeds
 from pipeline.tracking import TrackingConfig, TrackResult, track
@@ -296,17 +297,25 @@ def track_video(
     sheet: PairSheet | None = None,
     workers: int = 1,
     backend: Backend = "auto",
+    on_demand: bool = True,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``tracks`` and ``patches`` rows of one video's seeds.
 
     ``workers`` > 1 tracks that many seeds at once in threads (OpenCV releases the GIL in
-    KCF's update) while decoding goes on; rows and their order are the same as with 1."""
+    KCF's update) while decoding goes on; rows and their order are the same as with 1.
+    ``on_demand``: only the windows' frames are converted to RGB (``video_io.scan_reader``;
+    the same rows); False: every frame from the first window on (the reading before issue
+    11, kept for ``bench mining``)."""
     tracks: list[dict[str, Any]] = []
     patches: list[dict[str, Any]] = []
     L = cfg.track_length
     # Frames between the windows are decoded but never converted to RGB (scan_reader: the
     # same pictures as VideoReader's where it reads with PyAV, else VideoReader's own).
-    with scan_reader(path, frame_height, backend) as reader:
+    if on_demand:
+        reader = scan_reader(path, frame_height, backend)
+    else:
+        reader = VideoReader(path, height=frame_height, backend=backend)
+    with reader:
         n = len(reader)
         s = reader.size[0] / reader.source_size[0]  # original -> decode scale
         todo = []
@@ -332,7 +341,12 @@ def track_video(
             buf: dict[int, NDArray[np.uint8]] = {}
             first, last = int(todo[0]["frame"]), int(todo[-1]["frame"]) + L
             nxt = 0
-            for idx, frame in reader.iter_decoded(first, last + 1):
+            frames: Iterator[tuple[int, Decoded]] = (
+                reader.iter_decoded(first, last + 1)
+                if on_demand
+                else ((i, RGBFrame(f)) for i, f in reader.iter_frames(first, last + 1))
+            )
+            for idx, frame in frames:
                 if any(int(t["frame"]) <= idx <= int(t["frame"]) + L for t in todo[nxt:]):
                     buf[idx] = frame.rgb()
                 while nxt < len(todo) and int(todo[nxt]["frame"]) + L == idx:
