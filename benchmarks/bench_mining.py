@@ -282,21 +282,26 @@ def _real_rows(quick: bool) -> list[str]:
         "",
         f"Real footage: {len(clips)} dev tracking videos ({', '.join(c.stem for c in clips)}), "
         "1 worker, CPU seconds summed over the clips (best of 1 per clip: decode, DetectMotion "
-        "and TrackObjects back to back, so all three see the same load). DetectMotion's CPU "
+        "and TrackObjects back to back, so all three see the same load, and the rows' runs "
+        "of one clip back to back). DetectMotion's CPU "
         "includes its own decoding; decode = VideoReader at 448, every frame to RGB.",
         "",
         "| defaults | frames | seeds | kept tracks | decode ms/frame | DetectMotion ms/frame "
         "| TrackObjects ms/frame | TrackObjects s/seed | ratio to decode (CPU) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, (mcfg, tcfg, on_demand) in configs.items():
-        tot = np.zeros(6)
-        n_frames = n_seeds = n_kept = 0
-        for c in clips:
+    # Clip by clip, every configuration back to back: a load change on the shared machine
+    # hits all rows alike.
+    tot = {name: np.zeros(6) for name in configs}
+    counts = {name: np.zeros(3, np.int64) for name in configs}  # frames, seeds, kept
+    for c in clips:
+        for name, (mcfg, tcfg, on_demand) in configs.items():
             secs, k, nf, kept = _stage_seconds(c, mcfg, tcfg, 1, 1, on_demand)
-            tot += secs
-            n_frames, n_seeds, n_kept = n_frames + nf, n_seeds + k, n_kept + kept
-        _, dc, _, mc, _, tc = tot
+            tot[name] += secs
+            counts[name] += (nf, k, kept)
+    for name in configs:
+        _, dc, _, mc, _, tc = tot[name]
+        n_frames, n_seeds, n_kept = (int(x) for x in counts[name])
         lines.append(
             f"| {name} | {n_frames} | {n_seeds} | {n_kept} | {1000 * dc / n_frames:.2f} "
             f"| {1000 * mc / n_frames:.2f} | {1000 * tc / n_frames:.2f} "

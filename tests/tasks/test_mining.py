@@ -13,6 +13,7 @@ import pytest
 from pipeline.imaging import decode_jpeg
 from pipeline.motion import MotionConfig
 from pipeline.synthetic import write_video
+from pipeline.tracking import TrackingConfig
 from tasks.common import read_stage_table
 from tasks.mining import DetectMotion, TrackObjects
 from tests.conftest import build
@@ -132,3 +133,25 @@ def test_a_failing_video_is_a_row(
     assert "RuntimeError" in rows["b"]["traceback"]
     meta = json.loads((Path(task.output().path) / "_meta.json").read_text())
     assert meta["counts"]["videos_failed"] == 1
+
+
+def test_on_demand_reading_gives_the_same_seeds_and_tracks(tmp_path: Path) -> None:
+    """Issue 11 speed-up: frames converted to RGB only for the screened pairs and the
+    tracking windows give the rows that converting every frame gives (same PyAV source)."""
+    from tasks.mining import detect_video, track_video
+
+    frames, _, _ = clip(n_frames=60, object_size=120, speed=1.5, camera_pan=(1.0, 0.5), seed=1,
+                        object_textures=("noise", "checker"))  # fmt: skip
+    path = str(write_video(tmp_path / "m.mp4", frames, 25.0))
+    mcfg = MotionConfig(frame_step=3, track_length=12, min_seed_gap=8)
+    tcfg = TrackingConfig(track_length=12)
+    rows: dict[bool, Any] = {}
+    for lazy in (True, False):
+        seeds, stat = detect_video("m", path, mcfg, backend="pyav", on_demand=lazy)
+        tracks, patches = track_video(
+            "m", path, seeds, tcfg, mcfg.frame_height, backend="pyav", on_demand=lazy
+        )
+        rows[lazy] = (seeds, stat, tracks, patches)
+    seeds, stat, tracks, patches = rows[True]
+    assert len(seeds) >= 3 and any(t["kept"] for t in tracks)
+    assert (seeds, stat, tracks, patches) == rows[False]  # patches: the same JPEG bytes
