@@ -14,7 +14,7 @@ rotation and :class:`PyAVSource` turns every frame upright, as decord does itsel
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import av
@@ -170,10 +170,20 @@ class PyAVSource:
             arr = frame.to_ndarray(format="rgb24", height=h, width=w)
         return upright(np.asarray(arr, np.uint8), self.rotation)
 
-    def _decode_from(self, index: int) -> Iterator[tuple[int, av.VideoFrame]]:
-        """Decoded (frame index, frame) from the keyframe at or before `index` onwards."""
+    def _decode_from(
+        self, index: int, wanted: Callable[[int], bool] | None = None
+    ) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Decoded (frame index, frame) from the keyframe at or before `index` onwards.
+
+        ``wanted``: frames it rejects may be left out, and are when nothing refers to them:
+        their packets go to the decoder with ``skip_frame = NONREF``, which drops a
+        non-reference picture (about half of an x264 stream's) without decoding it; every
+        picture another one refers to is decoded, so the wanted ones are the same pixels."""
+        cc = self.stream.codec_context
+        cc.skip_frame = "DEFAULT"
         if not self.timed:
             index = 0
+            wanted = None  # no pts: packets cannot be matched to frame indices
         k = 0
         if len(self.key_index):
             pos = int(np.searchsorted(self.key_index, index, side="right")) - 1
@@ -185,7 +195,14 @@ class PyAVSource:
                 self.container.seek(0)
             self.stream.codec_context.flush_buffers()
             counter = 0
+            skipping = False
             for pkt in self.container.demux(self.stream):
+                if wanted is not None:
+                    j = None if pkt.pts is None else self.pts_to_index.get(int(pkt.pts))
+                    skip = j is not None and not wanted(j)
+                    if skip != skipping:
+                        cc.skip_frame = "NONREF" if skip else "DEFAULT"
+                        skipping = skip
                 for frame in pkt.decode():
                     if self.timed:
                         i = self.pts_to_index.get(-1 if frame.pts is None else int(frame.pts))
@@ -196,6 +213,8 @@ class PyAVSource:
                     yield i, frame
         except av.FFmpegError as e:
             raise PyAVSourceError(f"decode failed: {e}") from e
+        finally:
+            cc.skip_frame = "DEFAULT"
 
     def get_batch(self, idx: Sequence[int]) -> NDArray[np.uint8]:
         """Frames at sorted, unique `idx`: seek only when decoding forward costs more."""
@@ -229,22 +248,27 @@ class PyAVSource:
         for i, frame in self.iter_decoded(start, stop, step):
             yield i, self._rgb(frame)
 
-    def iter_lazy(self, start: int, stop: int, step: int) -> Iterator[tuple[int, AVFrame]]:
-        """Like :meth:`iter`, but each frame converts to RGB only when asked."""
-        for i, frame in self.iter_decoded(start, stop, step):
+    def iter_lazy(
+        self, start: int, stop: int, step: int, wanted: Callable[[int], bool] | None = None
+    ) -> Iterator[tuple[int, AVFrame]]:
+        """Like :meth:`iter`, but each frame converts to RGB only when asked; ``wanted``:
+        see :meth:`_decode_from` (frames it rejects may be missing)."""
+        for i, frame in self.iter_decoded(start, stop, step, wanted):
             yield i, AVFrame(self, frame)
 
-    def iter_decoded(self, start: int, stop: int, step: int) -> Iterator[tuple[int, av.VideoFrame]]:
+    def iter_decoded(
+        self, start: int, stop: int, step: int, wanted: Callable[[int], bool] | None = None
+    ) -> Iterator[tuple[int, av.VideoFrame]]:
         last = -1
         if start >= stop:
             return
-        for i, frame in self._decode_from(start):
+        for i, frame in self._decode_from(start, wanted):
             if i >= stop:
                 return
             last = i
             if i >= start and (i - start) % step == 0:
                 yield i, frame
-        if last < stop - 1:
+        if last < stop - 1 and (wanted is None or wanted(stop - 1)):
             raise PyAVSourceError(f"decoding ended at frame {last}, expected {stop - 1}")
 
     def close(self) -> None:

@@ -36,7 +36,7 @@ Frames are (H, W, 3) uint8 RGB; grey videos come out as 3 equal channels. Sizes 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -277,19 +277,30 @@ class VideoReader:
         return self._iter(start, stop, step)
 
     def iter_decoded(
-        self, start: int = 0, stop: int | None = None
+        self,
+        start: int = 0,
+        stop: int | None = None,
+        wanted: Callable[[int], bool] | None = None,
     ) -> Iterator[tuple[int, Decoded]]:
         """Yield (index, frame) for frames start .. stop - 1, each a
         :class:`pipeline.decoded.Decoded`: with PyAV, a frame converts to RGB only when its
         ``rgb()`` is called (the same pixels as :meth:`iter_frames`), and its luma thumbnail
-        comes from the decoder's own luma plane; with decord, frames come as RGB arrays."""
+        comes from the decoder's own luma plane; with decord, frames come as RGB arrays.
+
+        ``wanted(index)``: with PyAV, frames it rejects that no other frame refers to are
+        not decoded at all (and not yielded); every frame it accepts is."""
         stop = len(self) if stop is None else min(stop, len(self))
         if start < 0:
             raise ValueError(f"need start >= 0, got {start}")
-        return self._iter(start, stop, 1, lazy=True)
+        return self._iter(start, stop, 1, lazy=True, wanted=wanted)
 
     def _iter(
-        self, start: int, stop: int, step: int, lazy: bool = False
+        self,
+        start: int,
+        stop: int,
+        step: int,
+        lazy: bool = False,
+        wanted: Callable[[int], bool] | None = None,
     ) -> Iterator[tuple[int, Any]]:
         nxt = start
         while True:
@@ -299,7 +310,7 @@ class VideoReader:
                 if not lazy:
                     frames = src.iter(nxt, stop, step)
                 elif isinstance(src, _pyav_source.PyAVSource):
-                    frames = src.iter_lazy(nxt, stop, step)
+                    frames = src.iter_lazy(nxt, stop, step, wanted)
                 else:
                     frames = ((i, RGBFrame(f)) for i, f in src.iter(nxt, stop, step))
                 for i, frame in frames:

@@ -341,13 +341,18 @@ def track_video(
             buf: dict[int, NDArray[np.uint8]] = {}
             first, last = int(todo[0]["frame"]), int(todo[-1]["frame"]) + L
             nxt = 0
+            need = np.zeros(n, bool)  # the windows' frames
+            for t in todo:
+                need[int(t["frame"]) : int(t["frame"]) + L + 1] = True
             frames: Iterator[tuple[int, Decoded]] = (
-                reader.iter_decoded(first, last + 1)
+                # frames between the windows: not converted, and not even decoded when no
+                # other frame refers to them (about half of them in x264 streams)
+                reader.iter_decoded(first, last + 1, wanted=lambda i: bool(need[i]))
                 if on_demand
                 else ((i, RGBFrame(f)) for i, f in reader.iter_frames(first, last + 1))
             )
             for idx, frame in frames:
-                if any(int(t["frame"]) <= idx <= int(t["frame"]) + L for t in todo[nxt:]):
+                if need[idx]:
                     buf[idx] = frame.rgb()
                 while nxt < len(todo) and int(todo[nxt]["frame"]) + L == idx:
                     seed = todo[nxt]
