@@ -195,11 +195,11 @@ def _haar(
     integral image (``cache["ii"]``, int32: sums stay below 255 * 2**18 * 2**10) at the
     samples only. Each lobe is added as ``acc = w * sum + acc`` in float32, in pattern order.
     """
-    acc = scratch.get(("acc", *key), (n_i, n_j), np.float32)
+    acc = scratch.zeros(("acc", *key), (n_i, n_j), np.float32)
     if step > 1:  # sparse samples: four integral look-ups per sample beat full-size filters
         s = scratch.get(("s", step), (n_i, n_j), np.int32)
         sf = scratch.get(("sf", step), (n_i, n_j), np.float32)
-        for k, (x1, y1, x2, y2, w) in enumerate(pattern):
+        for x1, y1, x2, y2, w in pattern:
             np.subtract(
                 _corners(cache, scratch, step, y2, x2, n_i, n_j),
                 _corners(cache, scratch, step, y1, x2, n_i, n_j),
@@ -207,13 +207,11 @@ def _haar(
             )
             s -= _corners(cache, scratch, step, y2, x1, n_i, n_j)
             s += _corners(cache, scratch, step, y1, x1, n_i, n_j)
-            # s exact: |s| < 2**24; the first lobe is the sum so far (0 + x == x)
-            np.multiply(s, np.float32(w), out=acc if k == 0 else sf, dtype=np.float32)
-            if k:
-                acc += sf
+            np.multiply(s, np.float32(w), out=sf, dtype=np.float32)  # s exact: |s| < 2**24
+            acc += sf
         return acc
     grey = cache["grey"]
-    for k, (x1, y1, x2, y2, w) in enumerate(pattern):
+    for x1, y1, x2, y2, w in pattern:
         shape = (x2 - x1, y2 - y1)
         box = cache.get(shape)
         if box is None:
@@ -227,12 +225,7 @@ def _haar(
                 borderType=cv2.BORDER_CONSTANT,
             )
         # One SIMD pass in place (acc = w * lobe + acc); the lobe view has unit column stride.
-        # The first lobe is the sum so far: w * lobe, rounded once to float32 (== w * lobe + 0).
-        lobe = box[y1 : y1 + n_i, x1 : x1 + n_j]
-        if k == 0:
-            np.multiply(lobe, np.float32(w), out=acc)
-        else:
-            cv2.scaleAdd(lobe, w, acc, dst=acc)
+        cv2.scaleAdd(box[y1 : y1 + n_i, x1 : x1 + n_j], w, acc, dst=acc)
     return acc
 
 
@@ -253,24 +246,14 @@ def _layer(
     arrays are then reused by the next image: ``slot`` = layer index keeps an octave's apart).
     Without ``scratch`` the arrays are fresh."""
     scratch = scratch if scratch is not None else _Scratch(reuse=False)
+    det = scratch.zeros(("det", step, slot), (rows, cols), np.float32)
+    trace = scratch.zeros(("trace", step, slot), (rows, cols), np.float32)
     h, w = grey.shape
     if size > h or size > w:
-        return (
-            scratch.zeros(("det", step, slot), (rows, cols), np.float32),
-            scratch.zeros(("trace", step, slot), (rows, cols), np.float32),
-        )
+        return det, trace
     n_i = 1 + (h - size) // step
     n_j = 1 + (w - size) // step
     margin = (size // 2) // step
-    # The interior [margin : margin + n_i, margin : margin + n_j] is written below: only the
-    # border around it is zeroed (a reused array holds the previous image's values).
-    det = scratch.get(("det", step, slot), (rows, cols), np.float32)
-    trace = scratch.get(("trace", step, slot), (rows, cols), np.float32)
-    for a in (det, trace):
-        a[:margin] = 0
-        a[margin + n_i :] = 0
-        a[:, :margin] = 0
-        a[:, margin + n_j :] = 0
     patterns = [_scaled_pattern(p, size) for p in (_DX, _DY, _DXY)]
     src: dict[Any, NDArray[Any]] = {"grey": grey}  # step 1: box-filtered lobes, this layer
     if step > 1:
@@ -292,6 +275,9 @@ def _layer(
     return det, trace
 
 
+_NEIGH_FULL = np.ones((3, 3), np.uint8)
+
+
 def _octave_keypoints(
     dets: list[NDArray[np.float32]],
     traces: list[NDArray[np.float32]],
@@ -305,42 +291,35 @@ def _octave_keypoints(
     """Strict 3x3x3 maxima of the middle layers, refined; appends (N, 6) rows to ``out``."""
     scratch = scratch if scratch is not None else _Scratch(reuse=False)
     rows, cols = dets[0].shape
-    # Offsets of the 8 neighbours in a raveled layer (all layers share the (rows, cols) grid).
-    ring = np.array([-cols - 1, -cols, -cols + 1, -1, 1, cols - 1, cols, cols + 1], np.intp)
-    flats = [d.reshape(-1) for d in dets]  # views: the scratch layers are contiguous
+    # 2-D neighbourhood maxima per layer: full 3x3 (for the layers above and below).
+    full = [
+        cv2.dilate(d, _NEIGH_FULL, dst=scratch.get(("full", step, k), d.shape, np.float32))
+        for k, d in enumerate(dets)
+    ]
     for li in range(1, len(dets) - 1):
         size = sizes[li]
         margin = (sizes[li + 1] // 2) // step + 1
         if rows - 2 * margin <= 0 or cols - 2 * margin <= 0:
             continue
         val = dets[li]
-        # Strict maximum of its 3x3x3 cube, on the interior: above the threshold (a few
-        # per cent of the samples on real frames), then, at those samples only, not below its
-        # own layer's 8 neighbours and above the 3x3 of the layers below and above; ties
-        # within its own layer are settled at the few candidates left (below). The same set
-        # as comparing against 3x3 dilations of whole layers, at a fraction of the cost.
+        # Strict maximum of its 3x3x3 cube, on the interior: not below its own layer's 3x3
+        # maximum, above the full 3x3 of the layers below and above; ties within its own
+        # layer are settled at the few candidates left (below).
         inner = (slice(margin, rows - margin), slice(margin, cols - margin))
         v = val[inner]
         cand = scratch.get(("cand", step, li), v.shape, np.bool_)
+        test = scratch.get(("test", step, li), v.shape, np.bool_)
+        nmax = scratch.get(("nmax", step, li), v.shape, np.float32)
         np.greater(v, threshold, out=cand)
+        cand &= np.greater_equal(v, full[li][inner], out=test)
+        np.maximum(full[li - 1][inner], full[li + 1][inner], out=nmax)
+        cand &= np.greater(v, nmax, out=test)
         flat = np.flatnonzero(cand)
         if flat.size == 0:
             continue
         ii, jj = np.divmod(flat, cols - 2 * margin)
-        pos = (ii + margin) * cols + (jj + margin)  # raveled positions in the layer
-        centre = flats[li][pos]
-        keep = np.ones(len(pos), bool)
-        for off in ring:
-            keep &= centre >= flats[li][pos + off]
-        pos, centre = pos[keep], centre[keep]
-        for nb in (flats[li - 1], flats[li + 1]):
-            keep = centre > nb[pos]
-            for off in ring:
-                keep &= centre > nb[pos + off]
-            pos, centre = pos[keep], centre[keep]
-        if pos.size == 0:
-            continue
-        ii, jj = np.divmod(pos, cols)
+        ii += margin
+        jj += margin
         # N9[s][k]: s = layer below/same/above, k = 3x3 raster around (i, j).
         di = np.array([-1, -1, -1, 0, 0, 0, 1, 1, 1])
         dj = np.array([-1, 0, 1, -1, 0, 1, -1, 0, 1])
