@@ -64,11 +64,24 @@ from numpy.typing import NDArray
 from pipeline.imaging import crop_resize
 from pipeline.kcf import SCALE_MODES, Kcf, no_ipp, run
 from pipeline.median_flow import FlowConfig
+from pipeline.track_checks import colour_hist, end_match, inside_fraction, iou, ncc, target_box
 
-__all__ = ["TrackResult", "TrackingConfig", "follow", "iou", "no_ipp", "track"]
+__all__ = [
+    "TrackResult",
+    "TrackingConfig",
+    "colour_hist",
+    "follow",
+    "inside_fraction",
+    "iou",
+    "ncc",
+    "no_ipp",
+    "target_box",
+    "track",
+]
 
 log = logging.getLogger(__name__)
 BACKWARD_MODES = ("kcf", "none")
+TRACK_TARGETS = ("moving", "box")
 
 Box = tuple[float, float, float, float]
 
@@ -100,6 +113,10 @@ class TrackingConfig:
     # Median-Flow scale of the points inside it (KCF keeps the centre): on the dev windows
     # 0.711 success against 0.749 (a growing motorcycle followed, a sprinter's limbs not).
     scale_mode: str = "none"
+    # What mining's KCF follows: "moving", the moving points' own box inside the seed box
+    # (seeds v2 target_*; A and A' are still the seed box, moved with it), or "box", the
+    # 227 seed box itself (Wang & Gupta 2015), mostly background for a small object.
+    track_target: str = "moving"
     min_inside: float = 0.75  # every box keeps this share of the seed area inside the frame
     min_step_similarity: float = 0.5  # colour-histogram overlap of consecutive tracked patches
     min_end_similarity: float = 0.4  # ... of the seed patch and the last one: slow drift
@@ -122,6 +139,8 @@ class TrackingConfig:
             raise ValueError(f"detect_thresh must be in [0, 1], got {self.detect_thresh}")
         if self.backward not in BACKWARD_MODES:
             raise KeyError(f"backward {self.backward!r}: expected one of {BACKWARD_MODES}")
+        if self.track_target not in TRACK_TARGETS:
+            raise KeyError(f"track_target {self.track_target!r}: expected one of {TRACK_TARGETS}")
         if self.scale_mode not in SCALE_MODES:
             raise KeyError(f"scale_mode {self.scale_mode!r}: expected one of {SCALE_MODES}")
         if not self.max_drift > 0:
@@ -147,6 +166,7 @@ class TrackResult:
     """Boxes are (x, y, w, h) in the input frames' pixels."""
 
     boxes: NDArray[np.float64]  # (track_length + 1, 4): seed box, then KCF's boxes
+    patch_boxes: NDArray[np.float64]  # (track_length + 1, 4): A's box moved with them
     back_box: Box  # the backward track's box in the seed frame (NaN: not tracked back)
     fb_iou: float  # NaN without a backward pass (backward "none", or already dropped)
     drift: float  # Median-Flow drift of KCF's box, in seed box sides (NaN: not measured)
@@ -179,56 +199,6 @@ class TrackResult:
         return float(min(max(c, 0.0), 1.0))
 
 
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ax, ay, aw, ah = (float(v) for v in a)
-    bx, by, bw, bh = (float(v) for v in b)
-    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
-
-
-def inside_fraction(box: Sequence[float], width: int, height: int, area: float) -> float:
-    """Area of ``box`` inside a width x height frame, over ``area`` (the seed box's)."""
-    x, y, w, h = (float(v) for v in box)
-    iw = max(0.0, min(x + w, width) - max(x, 0.0))
-    ih = max(0.0, min(y + h, height) - max(y, 0.0))
-    return iw * ih / area if area > 0 else 0.0
-
-
-def ncc(a: NDArray[np.generic], b: NDArray[np.generic]) -> float:
-    """Normalised cross-correlation of two equal-shape arrays (1 for a flat pair)."""
-    x = a.astype(np.float64).ravel()
-    y = b.astype(np.float64).ravel()
-    x -= x.mean()
-    y -= y.mean()
-    den = float(np.sqrt((x * x).sum() * (y * y).sum()))
-    return float((x * y).sum() / den) if den > 1e-9 else 1.0
-
-
-def end_match(frame: NDArray[np.uint8], box: Sequence[float], a32: NDArray[np.uint8]) -> float:
-    """Best normalised correlation of ``a32`` ((32, 32) grey uint8, A) within ``box`` of
-    ``frame`` ((H, W, 3) RGB) grown by 1/8 of its size on each side, resampled to 40 px
-    (shifts up to 4 px at 32 px: a few pixels of lag or box offset)."""
-    x, y, w, h = (float(v) for v in box)
-    m = 0.125
-    grown = (x - m * w, y - m * h, w * (1 + 2 * m), h * (1 + 2 * m))
-    b40 = cv2.cvtColor(np.asarray(crop_resize(frame, grown, 40)), cv2.COLOR_RGB2GRAY)
-    if float(a32.std()) < 1e-6:  # a flat A: nothing to match (1, as ncc of a flat pair)
-        return 1.0
-    scores = cv2.matchTemplate(b40, a32, cv2.TM_CCOEFF_NORMED)
-    return float(np.nan_to_num(scores, nan=0.0, posinf=0.0, neginf=0.0).max())
-
-
-def colour_hist(bgr: NDArray[np.uint8], bins: int) -> NDArray[np.float64]:
-    """Normalised (bins^3,) colour histogram of an image."""
-    q = (bgr.reshape(-1, 3).astype(np.intp) * bins) // 256
-    idx = (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
-    h = np.bincount(idx, minlength=bins**3).astype(np.float64)
-    return h / max(h.sum(), 1.0)
-
-
 def _scale_frames(frames: Sequence[NDArray[np.uint8]], s: float) -> list[NDArray[np.uint8]]:
     h, w = frames[0].shape[:2]
     size = (max(int(round(w * s)), 1), max(int(round(h * s)), 1))
@@ -240,6 +210,15 @@ def _scale_frames(frames: Sequence[NDArray[np.uint8]], s: float) -> list[NDArray
         cv2.cvtColor(cv2.resize(f, size, interpolation=cv2.INTER_LINEAR), cv2.COLOR_RGB2BGR)
         for f in frames
     ]
+
+
+def _moved(patch: Sequence[float], boxes: NDArray[np.float64]) -> NDArray[np.float64]:
+    """(T, 4) ``patch`` moved with the centre of ``boxes`` (T, 4) and scaled with its size."""
+    c = boxes[:, :2] + boxes[:, 2:] / 2
+    k = boxes[:, 2:] / boxes[0, 2:]
+    size = np.asarray(patch[2:], np.float64) * k
+    centre = np.asarray(patch[:2], np.float64) + np.asarray(patch[2:], np.float64) / 2
+    return np.concatenate([centre + (c - c[0]) - size / 2, size], axis=1)
 
 
 def follow(
@@ -274,12 +253,15 @@ def track(
     frames: NDArray[np.uint8] | Sequence[NDArray[np.uint8]],
     box: Sequence[float],
     cfg: TrackingConfig,
+    patch: Sequence[float] | None = None,
 ) -> TrackResult:
     """Track ``box`` from frames[0] through frames[track_length].
 
     frames: (T, H, W, 3) uint8 RGB, as one array or a sequence of (H, W, 3) frames (no
     stacking copy), with T >= track_length + 1 (extra frames are ignored); box: (x, y, w, h)
-    in frames[0]'s pixels.
+    in frames[0]'s pixels. ``patch``: the box whose crops are A and A' (mining's 227 seed box
+    when ``box`` is its :func:`target_box`), moved and scaled with the tracked box; default
+    ``box``. The checks judge the tracked box.
     """
     if isinstance(frames, np.ndarray):
         shape: tuple[int, ...] = frames.shape[1:] if frames.ndim == 4 else ()
@@ -327,8 +309,9 @@ def track(
     step_sim = min(
         float(np.minimum(p, q).sum()) for p, q in zip(hists[:-1], hists[1:], strict=True)
     )
-    crop_a = crop_resize(frames[0], boxes[0], cfg.patch_size)
-    crop_b = crop_resize(frames[n - 1], boxes[-1], cfg.patch_size)
+    patches = boxes if patch is None else _moved(patch, boxes)
+    crop_a = crop_resize(frames[0], patches[0], cfg.patch_size)
+    crop_b = crop_resize(frames[n - 1], patches[-1], cfg.patch_size)
     # "No new view": A' looks like A, or nothing changed inside A's box at the A' frame (a
     # static scene; the tracker's box may still wobble by a pixel). Compared at 32 px grey so
     # that a sub-pixel shift of a fine texture does not hide a copy.
@@ -359,6 +342,7 @@ def track(
         reason = "ok"
     return TrackResult(
         boxes=boxes,
+        patch_boxes=patches,
         back_box=back_box,
         fb_iou=fb_iou,
         drift=fw.drift,

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from pipeline import imaging
 from pipeline.motion import MotionConfig
 from pipeline.seeding import scan, select_seeds
-from pipeline.tracking import TrackingConfig, TrackResult, track
+from pipeline.tracking import TrackingConfig, TrackResult, target_box, track
 from pipeline.video_io import Backend, VideoReader
 from tasks.common import ShardTask, StageOutput, config_from_params, read_stage_table, stage_params
 
@@ -135,6 +135,8 @@ def detect_video(
         m = s.record.motion
         assert m is not None
         x, y, w, h = s.box
+        # the moving points' own box inside the seed box: what TrackObjects tracks
+        tx, ty, tw, th = target_box(m.points[m.moving], s.box)
         rows.append(
             {
                 "seed_id": seed_id(video_id, s.frame),
@@ -155,6 +157,10 @@ def detect_video(
                 "n_matches": m.n_matches,
                 "n_inliers": m.n_inliers,
                 "prefilter_score": s.record.prefilter_score,
+                "target_x": tx * sx,
+                "target_y": ty * sy,
+                "target_w": tw * sx,
+                "target_h": th * sy,
             }
         )
     stat = {
@@ -275,6 +281,18 @@ def _box(row: Mapping[str, Any], s: float) -> tuple[float, float, float, float]:
     return (row["x"] * s, row["y"] * s, row["w"] * s, row["h"] * s)
 
 
+def _targets(
+    row: Mapping[str, Any], s: float, cfg: TrackingConfig
+) -> tuple[tuple[float, float, float, float], tuple[float, float, float, float] | None]:
+    """(box KCF tracks, box A and A' are cropped from, or None: the same) of a seed row at
+    decode scale ``s``: with ``track_target`` "moving" and the row's moving-points box
+    (seeds v2), that box and the seed box; else the seed box alone (the paper's)."""
+    t = [row.get(f"target_{c}") for c in "xywh"]
+    if cfg.track_target == "box" or any(v is None or not np.isfinite(v) for v in t):
+        return _box(row, s), None
+    return (t[0] * s, t[1] * s, t[2] * s, t[3] * s), _box(row, s)
+
+
 def track_video(
     video_id: str,
     path: str,
@@ -326,10 +344,12 @@ def track_video(
                     f0 = int(seed["frame"])
                     window = [buf[i] for i in range(f0, f0 + L + 1)]  # no stacking copy
                     if pool is None:
-                        r = track(window, _box(seed, s), cfg)
+                        box, patch = _targets(seed, s, cfg)
+                        r = track(window, box, cfg, patch)
                         _track_rows(video_id, seed, r, s, cfg, tracks, patches, sheet)
                     else:
-                        pending.append((seed, pool.submit(track, window, _box(seed, s), cfg)))
+                        box, patch = _targets(seed, s, cfg)
+                        pending.append((seed, pool.submit(track, window, box, cfg, patch)))
                         finish(2 * workers)  # bounds the windows held in memory
                     nxt += 1
                     keep_from = int(todo[nxt]["frame"]) if nxt < len(todo) else last + 1
@@ -366,7 +386,7 @@ def _track_rows(
     """Append one seed's track (decode scale ``s``) to the rows."""
     base = _base(video_id, seed, cfg)
     tid, f0 = base["track_id"], base["frame_a"]
-    boxes = r.boxes / s
+    boxes = r.patch_boxes / s  # A's box and where the track moved it
     tracks.append(
         {
             **base,

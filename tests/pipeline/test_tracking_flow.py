@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from pipeline import kcf as kcf_mod
 from pipeline.kcf import run
 from pipeline.median_flow import FlowConfig, flow_step
-from pipeline.tracking import TrackingConfig, iou, track
+from pipeline.tracking import TrackingConfig, iou, target_box, track
 
 
 def _texture(h: int, w: int, seed: int) -> NDArray[np.uint8]:
@@ -130,3 +130,51 @@ def test_run_reports_drift_when_kcf_slides_against_the_points(
 def test_bad_scale_mode_lists_the_valid_ones() -> None:
     with pytest.raises(KeyError, match="none"):
         TrackingConfig(scale_mode="dsst")
+
+
+def test_target_box_is_the_moving_points_extent() -> None:
+    rng = np.random.default_rng(0)
+    obj = rng.uniform((100, 60), (140, 120), size=(200, 2))  # the object: 40 x 60 px
+    stray = np.array([[10.0, 10.0], [220.0, 200.0], [300.0, 300.0]])  # outliers, one outside
+    box = (0.0, 0.0, 227.0, 227.0)
+    x, y, w, h = target_box(np.concatenate([obj, stray]), box)
+    # 10-90% extent (32 x 48) grown by 15% a side: ~42 x 62, centred on the object
+    assert w == pytest.approx(40 * 0.8 * 1.3, abs=4) and h == pytest.approx(60 * 0.8 * 1.3, abs=5)
+    assert x + w / 2 == pytest.approx(120, abs=3) and y + h / 2 == pytest.approx(90, abs=3)
+    assert target_box(stray, box) == box  # too few points: the seed box itself
+
+
+def test_small_object_in_a_big_box_is_followed_by_its_target_box() -> None:
+    """A 40 px object moving 3 px per frame inside a 160 px seed box over a static textured
+    background: KCF on the seed box follows the background (what fills it) and its A' is
+    beside the object; KCF on the moving points' box follows the object, and the seed box
+    moved with it (A') still holds the object."""
+    bg = _texture(240, 400, 0)
+    obj = _texture(40, 40, 7)
+    frames, obj_boxes = [], []
+    for t in range(31):
+        f = bg.copy()
+        x = 80 + 3 * t
+        f[100:140, x : x + 40] = obj
+        frames.append(f)
+        obj_boxes.append((x, 100, 40, 40))
+    seed = (20.0, 40.0, 160.0, 160.0)  # object in the middle of it
+    cfg = TrackingConfig()
+    big = track(frames, seed, cfg)
+    tight = track(frames, obj_boxes[0], cfg, patch=seed)
+    truth = obj_boxes[-1]
+
+    def holds(box: np.ndarray) -> float:  # share of the object inside box
+        return _inter(box, truth) / (40 * 40)
+
+    assert holds(big.boxes[-1]) < 0.5  # the seed box stayed on the background
+    assert tight.kept and iou(tight.boxes[-1], truth) > 0.7
+    assert holds(tight.patch_boxes[-1]) == pytest.approx(1.0)
+    assert tight.patch_boxes[-1][2:] == pytest.approx(seed[2:])  # A' is the seed box's size
+    assert tight.crop_b.shape == (cfg.patch_size, cfg.patch_size, 3)
+
+
+def _inter(a: np.ndarray, b: tuple[float, ...]) -> float:
+    iw = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return float(iw * ih)
