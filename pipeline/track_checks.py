@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipeline.imaging import crop_resize
+from pipeline.kcf import no_ipp
 
 Box = tuple[float, float, float, float]
 
@@ -52,7 +53,8 @@ def end_match(frame: NDArray[np.uint8], box: Sequence[float], a32: NDArray[np.ui
     b40 = cv2.cvtColor(np.asarray(crop_resize(frame, grown, 40)), cv2.COLOR_RGB2GRAY)
     if float(a32.std()) < 1e-6:  # a flat A: nothing to match (1, as ncc of a flat pair)
         return 1.0
-    scores = cv2.matchTemplate(b40, a32, cv2.TM_CCOEFF_NORMED)
+    with no_ipp():  # 0.02 ms per match without Intel IPP, 0.7 ms with it
+        scores = cv2.matchTemplate(b40, a32, cv2.TM_CCOEFF_NORMED)
     return float(np.nan_to_num(scores, nan=0.0, posinf=0.0, neginf=0.0).max())
 
 
