@@ -5,7 +5,8 @@
   rule + best 227 box) and writes ``seeds`` (one row per seed, boxes in original pixels)
   and ``seed_videos`` (one row per video: ok / failed with the traceback, frame counts).
 - ``TrackObjects``: tracks every seed with KCF (``pipeline.tracking``) for ``track_length``
-  frames and writes ``tracks`` (every track, kept or dropped with its reason and
+  frames (the moving points' own box inside the seed box, ``seeds.target_*``, moving the
+  seed box with it; ``--track-target box``: the seed box itself) and writes ``tracks`` (every track, kept or dropped with its reason and
   evidence), ``patches`` (A and A' JPEGs of kept tracks), ``track_videos`` and
   ``pairs.png``: a contact sheet of mined pairs (A beside A', as Fig. 3 of Wang & Gupta
   2015), kept tracks first, then a few dropped ones labelled with their reason.
