@@ -245,7 +245,13 @@ def _where(path: Path, mcfg: MotionConfig, tcfg: TrackingConfig) -> list[tuple[s
 
 
 # The mining defaults before issue 11 (what the real-footage row compares against).
-BEFORE_ISSUE_11_TRACKING = {"detect_thresh": 0.5, "max_upscale": 1e9, "track_box": 96}
+BEFORE_ISSUE_11_TRACKING: dict[str, Any] = {
+    "detect_thresh": 0.5,
+    "max_upscale": 1e9,
+    "track_box": 96,
+    "track_target": "box",  # the 227 seed box itself
+    "min_end_match": -1.0,  # no A/A' appearance check
+}
 BEFORE_ISSUE_11_MOTION: dict[str, Any] = {
     "min_moving_fraction": 0.25,
     "prefilter_max_fraction": 0.7,

@@ -11,16 +11,28 @@ good tracks, and then freezes):
 * ``box_collapsed``: KCF's box shrank under 1 px (OpenCV's KCF does this when its window
   slides off a small, fast target): the run stops there, the last box is held;
 * ``kcf_lost``: KCF froze for the last ``max_frozen`` frames (see below);
-* ``fb_fail``: tracking back from the last frame to the seed frame ends with IoU
-  < ``min_fb_iou`` with the seed box (forward-backward consistency). The backward pass
-  runs only when the forward track is not already dropped as ``left_frame`` / ``kcf_lost``
-  (those reasons come first; ``fb_iou`` is then NaN), unless ``backward_on_dropped``;
+* ``fb_fail`` (``backward`` "kcf"): tracking back from the last frame to the seed
+  frame ends with IoU < ``min_fb_iou`` with the seed box (forward-backward consistency). The
+  backward pass runs only when the forward track is not already dropped as ``left_frame`` /
+  ``kcf_lost`` (those reasons come first; ``fb_iou`` is then NaN), unless
+  ``backward_on_dropped``;
+* ``drift`` (off by default: ``max_drift`` inf): KCF's box slid more than ``max_drift``
+  box sides against the Median-Flow of the points inside it (``pipeline.median_flow``):
+  KCF lagging a fast target or sliding onto the background, which forward and backward KCF
+  do alike. It needs a box that is mostly object: on the dev tracking windows (tight truth
+  boxes) it is the best check measured, but mining's 227 boxes are mostly background, whose
+  points stay while KCF follows the object (docs/mining.md);
 * ``low_confidence``: the tracked patch's colours change abruptly between two frames
   (histogram intersection < ``min_step_similarity``): an occluder or a jump to another
   object. Colour histograms, not pixel correlation: a one-pixel shift of a fine texture at
   tracking scale flips its correlation, while its colours stay put. The same test between
   the first and last patch (``min_end_similarity``) catches slow drift onto background,
   which a forward-backward check misses when both directions drift alike;
+* ``appearance``: A (grey, 32 px) matches nowhere in A' (its box grown by 1/8 a side,
+  40 px) with a correlation of ``min_end_match`` or more: a swap to a look-alike or a box
+  that slid off, with the target's colours. Shift-tolerant, as a few pixels' lag of a fine
+  texture flips a plain correlation (on-object synthetic tracks score -0.3 to 0.3 plain,
+  0.6 to 0.95 matched);
 * ``near_copy``: A' is nearly identical to A, or A's box did not change by the A' frame
   (grey NCC at 32 px > ``max_copy_ncc``): no new view.
 
@@ -40,9 +52,9 @@ object is at the A' frame, whatever the other checks say.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -50,8 +62,26 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipeline.imaging import crop_resize
+from pipeline.kcf import SCALE_MODES, Kcf, no_ipp, run
+from pipeline.median_flow import FlowConfig
+from pipeline.track_checks import colour_hist, end_match, inside_fraction, iou, ncc, target_box
+
+__all__ = [
+    "TrackResult",
+    "TrackingConfig",
+    "colour_hist",
+    "follow",
+    "inside_fraction",
+    "iou",
+    "ncc",
+    "no_ipp",
+    "target_box",
+    "track",
+]
 
 log = logging.getLogger(__name__)
+BACKWARD_MODES = ("kcf", "none")
+TRACK_TARGETS = ("moving", "box")
 
 Box = tuple[float, float, float, float]
 
@@ -67,7 +97,26 @@ class TrackingConfig:
     # first weak peak; 0 lets it follow through weak peaks (the validity checks judge).
     detect_thresh: float = 0.0
     max_frozen: int = 10  # trailing updates KCF flagged failed (box frozen) before "kcf_lost"
+    # "kcf": track back with KCF from the last frame and drop on a back-tracked box off the
+    # seed box (issue 3's forward-backward check). "none": no backward pass (half the KCF
+    # updates; on the dev windows kept 0.855 at precision 0.858 against 0.731 at 0.925).
+    backward: str = "kcf"
     min_fb_iou: float = 0.5  # forward-backward: back-tracked box vs seed box (issue 3)
+    # Median-Flow (Kalal 2010) points in the box: drop when KCF's box slid this many box
+    # sides against the points inside it (KCF lagging or sliding onto the background).
+    # inf (off) by default: mining's 227 boxes are mostly background (see the docstring).
+    max_drift: float = float("inf")
+    # best grey correlation of A within A' under this: A' is not the object A shows (a swap
+    # to a look-alike, or a box slid onto the background). -1: off (the checks before).
+    min_end_match: float = 0.2
+    # "none": KCF's fixed-size box (Wang & Gupta 2015). "flow": the box's size follows the
+    # Median-Flow scale of the points inside it (KCF keeps the centre): on the dev windows
+    # 0.711 success against 0.749 (a growing motorcycle followed, a sprinter's limbs not).
+    scale_mode: str = "none"
+    # What mining's KCF follows: "moving", the moving points' own box inside the seed box
+    # (seeds v2 target_*; A and A' are still the seed box, moved with it), or "box", the
+    # 227 seed box itself (Wang & Gupta 2015), mostly background for a small object.
+    track_target: str = "moving"
     min_inside: float = 0.75  # every box keeps this share of the seed area inside the frame
     min_step_similarity: float = 0.5  # colour-histogram overlap of consecutive tracked patches
     min_end_similarity: float = 0.4  # ... of the seed patch and the last one: slow drift
@@ -88,6 +137,21 @@ class TrackingConfig:
             raise ValueError(f"max_upscale must be >= 1, got {self.max_upscale}")
         if not 0.0 <= self.detect_thresh <= 1.0:
             raise ValueError(f"detect_thresh must be in [0, 1], got {self.detect_thresh}")
+        if self.backward not in BACKWARD_MODES:
+            raise KeyError(f"backward {self.backward!r}: expected one of {BACKWARD_MODES}")
+        if self.track_target not in TRACK_TARGETS:
+            raise KeyError(f"track_target {self.track_target!r}: expected one of {TRACK_TARGETS}")
+        if self.scale_mode not in SCALE_MODES:
+            raise KeyError(f"scale_mode {self.scale_mode!r}: expected one of {SCALE_MODES}")
+        if not self.max_drift > 0:
+            raise ValueError(f"max_drift must be > 0 (inf: off), got {self.max_drift}")
+
+    @property
+    def flow(self) -> FlowConfig | None:
+        """Median-Flow settings, or None when no check or scale needs the points."""
+        if math.isinf(self.max_drift) and self.scale_mode == "none":
+            return None
+        return FlowConfig()
 
     def scale(self, box: Sequence[float]) -> float:
         """Frame scale that makes ``box`` (x, y, w, h) ``track_box`` px on its longer side
@@ -102,8 +166,11 @@ class TrackResult:
     """Boxes are (x, y, w, h) in the input frames' pixels."""
 
     boxes: NDArray[np.float64]  # (track_length + 1, 4): seed box, then KCF's boxes
+    patch_boxes: NDArray[np.float64]  # (track_length + 1, 4): A's box moved with them
     back_box: Box  # the backward track's box in the seed frame (NaN: not tracked back)
-    fb_iou: float  # NaN when the forward track was already dropped (no backward pass)
+    fb_iou: float  # NaN without a backward pass (backward "none", or already dropped)
+    drift: float  # Median-Flow drift of KCF's box, in seed box sides (NaN: not measured)
+    end_match: float  # best grey correlation of A (32 px) within A' (see end_match)
     kcf_failures: int  # forward updates OpenCV's KCF flagged as failed
     frozen_tail: int  # trailing forward updates flagged failed (box frozen since)
     min_inside: float  # smallest in-frame area of a box over the seed box's area
@@ -111,126 +178,25 @@ class TrackResult:
     end_similarity: float  # colour-histogram overlap of the first and last tracked patches
     copy_ncc: float  # max NCC of A with A', and of A with A's box at the A' frame
     kept: bool
-    # "ok", "left_frame", "box_collapsed", "kcf_lost", "fb_fail", "low_confidence", "near_copy"
+    # "ok", "left_frame", "box_collapsed", "kcf_lost", "fb_fail", "drift", "low_confidence",
+    # "appearance", "near_copy"
     reason: str
     crop_a: NDArray[np.uint8]  # (patch_size, patch_size, 3) RGB
     crop_b: NDArray[np.uint8]
 
     @property
     def confidence(self) -> float:
-        """fb_iou x the weakest colour similarity (step or end), in [0, 1]; 0 without a
-        backward pass."""
-        if np.isnan(self.fb_iou):
+        """The weakest colour similarity (step or end) x (1 - drift) x fb_iou, each where
+        measured, in [0, 1]; 0 for a track dropped before the checks (left the frame, lost,
+        collapsed)."""
+        if self.reason in ("left_frame", "kcf_lost", "box_collapsed"):
             return 0.0
-        return float(self.fb_iou * min(self.min_step_similarity, self.end_similarity))
-
-
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ax, ay, aw, ah = (float(v) for v in a)
-    bx, by, bw, bh = (float(v) for v in b)
-    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
-
-
-def inside_fraction(box: Sequence[float], width: int, height: int, area: float) -> float:
-    """Area of ``box`` inside a width x height frame, over ``area`` (the seed box's)."""
-    x, y, w, h = (float(v) for v in box)
-    iw = max(0.0, min(x + w, width) - max(x, 0.0))
-    ih = max(0.0, min(y + h, height) - max(y, 0.0))
-    return iw * ih / area if area > 0 else 0.0
-
-
-def ncc(a: NDArray[np.generic], b: NDArray[np.generic]) -> float:
-    """Normalised cross-correlation of two equal-shape arrays (1 for a flat pair)."""
-    x = a.astype(np.float64).ravel()
-    y = b.astype(np.float64).ravel()
-    x -= x.mean()
-    y -= y.mean()
-    den = float(np.sqrt((x * x).sum() * (y * y).sum()))
-    return float((x * y).sum() / den) if den > 1e-9 else 1.0
-
-
-def colour_hist(bgr: NDArray[np.uint8], bins: int) -> NDArray[np.float64]:
-    """Normalised (bins^3,) colour histogram of an image."""
-    q = (bgr.reshape(-1, 3).astype(np.intp) * bins) // 256
-    idx = (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
-    h = np.bincount(idx, minlength=bins**3).astype(np.float64)
-    return h / max(h.sum(), 1.0)
-
-
-@contextlib.contextmanager
-def no_ipp() -> Iterator[None]:
-    """Run OpenCV with Intel IPP off, restoring the previous setting.
-
-    Measured with opencv-contrib-python-headless 4.12: ``cv2.dft`` of a 64x64 float64 array
-    takes ~1 ms through IPP and ~0.04 ms without, and KCF runs 6-8 DFTs per update, so a
-    32-px KCF update drops from ~8 ms to ~1.5 ms. (Prime sizes go the other way: 227 is
-    slower without IPP, one more reason to track at ``track_box``.) The setting is
-    process-wide, hence the restore."""
-    previous = cv2.ipp.useIPP()
-    cv2.ipp.setUseIPP(False)
-    try:
-        yield
-    finally:
-        cv2.ipp.setUseIPP(previous)
-
-
-def _kcf(detect_thresh: float) -> cv2.Tracker:
-    # Default features (grey + colour names): the only combination OpenCV 4.12's Python
-    # binding runs without an assertion; only the peak threshold is changed.
-    params = cv2.TrackerKCF_Params()  # type: ignore[attr-defined]
-    params.detect_thresh = detect_thresh
-    return cv2.TrackerKCF_create(params)  # type: ignore[attr-defined]
-
-
-def _has_area(b: Sequence[float]) -> bool:
-    return bool(np.isfinite(np.asarray(b, np.float64)).all() and b[2] >= 1 and b[3] >= 1)
-
-
-class _Kcf:
-    """One OpenCV KCF run: ``update`` gives (box, KCF's success flag). A box that collapses
-    (under 1 px wide or high, as OpenCV's KCF returns when its window slides off a small
-    target) ends the run: KCF cannot go on from it, so the last box is held, every later
-    update counts as failed and ``collapsed`` is set."""
-
-    def __init__(self, frame: NDArray[np.uint8], box: Box, detect_thresh: float) -> None:
-        self.box = box
-        self.collapsed = False
-        self._tr = _kcf(detect_thresh)
-        with no_ipp():
-            x, y, w, h = (int(round(v)) for v in box)
-            self._tr.init(frame, (x, y, max(w, 1), max(h, 1)))
-
-    def update(self, frame: NDArray[np.uint8]) -> tuple[Box, bool]:
-        if self.collapsed:
-            return self.box, False
-        with no_ipp():
-            ok, b = self._tr.update(frame)
-        if not ok:  # OpenCV does not move its box on failure; keep the last one
-            return self.box, False
-        if not _has_area(b):
-            self.collapsed = True
-            return self.box, False
-        self.box = tuple(float(v) for v in b)  # type: ignore[assignment]
-        return self.box, True
-
-
-def _run_kcf(
-    frames: Sequence[NDArray[np.uint8]], box: Box, detect_thresh: float
-) -> tuple[list[Box], list[bool], bool]:
-    """Track through ``frames`` (BGR, already scaled) from ``box`` in frames[0]; returns the
-    boxes (frames[0]'s first), KCF's per-update success flags and whether the box collapsed."""
-    kcf = _Kcf(frames[0], box, detect_thresh)
-    out: list[Box] = [box]
-    flags: list[bool] = []
-    for f in frames[1:]:
-        b, ok = kcf.update(f)
-        out.append(b)
-        flags.append(ok)
-    return out, flags, kcf.collapsed
+        c = min(self.min_step_similarity, self.end_similarity)
+        if not np.isnan(self.drift):
+            c *= max(0.0, 1.0 - self.drift)
+        if not np.isnan(self.fb_iou):
+            c *= self.fb_iou
+        return float(min(max(c, 0.0), 1.0))
 
 
 def _scale_frames(frames: Sequence[NDArray[np.uint8]], s: float) -> list[NDArray[np.uint8]]:
@@ -246,6 +212,15 @@ def _scale_frames(frames: Sequence[NDArray[np.uint8]], s: float) -> list[NDArray
     ]
 
 
+def _moved(patch: Sequence[float], boxes: NDArray[np.float64]) -> NDArray[np.float64]:
+    """(T, 4) ``patch`` moved with the centre of ``boxes`` (T, 4) and scaled with its size."""
+    c = boxes[:, :2] + boxes[:, 2:] / 2
+    k = boxes[:, 2:] / boxes[0, 2:]
+    size = np.asarray(patch[2:], np.float64) * k
+    centre = np.asarray(patch[:2], np.float64) + np.asarray(patch[2:], np.float64) / 2
+    return np.concatenate([centre + (c - c[0]) - size / 2, size], axis=1)
+
+
 def follow(
     frames: Iterable[NDArray[np.uint8]], box: Sequence[float], cfg: TrackingConfig
 ) -> NDArray[np.float64]:
@@ -253,18 +228,18 @@ def follow(
 
     frames: (H, W, 3) uint8 RGB, the first one holding ``box``. Returns (T, 4) boxes in the
     input pixels, the first being ``box``; a failed update keeps the previous box, and after
-    a collapse (see :class:`_Kcf`) the last box is held to the end.
+    a collapse (see :class:`pipeline.kcf.Kcf`) the last box is held to the end.
     """
     x, y, w, h = (float(v) for v in box)
     if w <= 0 or h <= 0:
         raise ValueError(f"box {tuple(box)} has no area")
     s = cfg.scale(box)
     out: list[Box] = []
-    kcf: _Kcf | None = None
+    kcf: Kcf | None = None
     for f in frames:
         small = _scale_frames([f], s)[0]
         if kcf is None:
-            kcf = _Kcf(small, (x * s, y * s, w * s, h * s), cfg.detect_thresh)
+            kcf = Kcf(small, (x * s, y * s, w * s, h * s), cfg.detect_thresh)
             out.append(kcf.box)
         else:
             out.append(kcf.update(small)[0])
@@ -278,12 +253,15 @@ def track(
     frames: NDArray[np.uint8] | Sequence[NDArray[np.uint8]],
     box: Sequence[float],
     cfg: TrackingConfig,
+    patch: Sequence[float] | None = None,
 ) -> TrackResult:
     """Track ``box`` from frames[0] through frames[track_length].
 
     frames: (T, H, W, 3) uint8 RGB, as one array or a sequence of (H, W, 3) frames (no
     stacking copy), with T >= track_length + 1 (extra frames are ignored); box: (x, y, w, h)
-    in frames[0]'s pixels.
+    in frames[0]'s pixels. ``patch``: the box whose crops are A and A' (mining's 227 seed box
+    when ``box`` is its :func:`target_box`), moved and scaled with the tracked box; default
+    ``box``. The checks judge the tracked box.
     """
     if isinstance(frames, np.ndarray):
         shape: tuple[int, ...] = frames.shape[1:] if frames.ndim == 4 else ()
@@ -303,7 +281,8 @@ def track(
     s = cfg.scale(box)
     small = _scale_frames(list(frames[:n]), s)
     seed_s: Box = (x * s, y * s, w * s, h * s)
-    fwd, flags, collapsed = _run_kcf(small, seed_s, cfg.detect_thresh)
+    fw = run(small, seed_s, cfg.detect_thresh, cfg.flow, cfg.scale_mode)
+    fwd, flags, collapsed = fw.boxes, fw.flags, fw.collapsed
     frozen = len(flags) - (max((i + 1 for i, ok in enumerate(flags) if ok), default=0))
     boxes = np.array(fwd, np.float64) / s
     boxes[0] = (x, y, w, h)
@@ -316,8 +295,10 @@ def track(
     lost = frozen >= cfg.max_frozen
     back_box: Box = (float("nan"),) * 4
     fb_iou = float("nan")
-    if cfg.backward_on_dropped or not (left or lost or collapsed):
-        back, _, _ = _run_kcf(small[::-1], fwd[-1], cfg.detect_thresh)
+    if cfg.backward == "kcf" and (cfg.backward_on_dropped or not (left or lost or collapsed)):
+        # the same scale mode: a grown box must shrink back to the seed's size
+        flow_back = cfg.flow if cfg.scale_mode == "flow" else None
+        back = run(small[::-1], fwd[-1], cfg.detect_thresh, flow_back, cfg.scale_mode).boxes
         fb_iou = iou(back[-1], fwd[0])
         back_box = tuple(float(v) / s for v in back[-1])  # type: ignore[assignment]
     # Colour similarity of consecutive tracked patches at tracking scale (cheap).
@@ -328,8 +309,9 @@ def track(
     step_sim = min(
         float(np.minimum(p, q).sum()) for p, q in zip(hists[:-1], hists[1:], strict=True)
     )
-    crop_a = crop_resize(frames[0], boxes[0], cfg.patch_size)
-    crop_b = crop_resize(frames[n - 1], boxes[-1], cfg.patch_size)
+    patches = boxes if patch is None else _moved(patch, boxes)
+    crop_a = crop_resize(frames[0], patches[0], cfg.patch_size)
+    crop_b = crop_resize(frames[n - 1], patches[-1], cfg.patch_size)
     # "No new view": A' looks like A, or nothing changed inside A's box at the A' frame (a
     # static scene; the tracker's box may still wobble by a pixel). Compared at 32 px grey so
     # that a sub-pixel shift of a fine texture does not hide a copy.
@@ -338,6 +320,7 @@ def track(
         for f, b in ((frames[0], boxes[0]), (frames[n - 1], boxes[-1]), (frames[n - 1], boxes[0]))
     ]
     copy_ncc = max(ncc(grey32[0], grey32[1]), ncc(grey32[0], grey32[2]))
+    match = end_match(frames[n - 1], boxes[-1], grey32[0])
     end_sim = float(np.minimum(hists[0], hists[-1]).sum())
     if left:
         reason = "left_frame"  # shrank against the border, or lost while touching it
@@ -347,16 +330,23 @@ def track(
         reason = "kcf_lost"
     elif fb_iou < cfg.min_fb_iou:
         reason = "fb_fail"
+    elif fw.drift > cfg.max_drift:
+        reason = "drift"  # KCF's box slid against the points inside it
     elif step_sim < cfg.min_step_similarity or end_sim < cfg.min_end_similarity:
         reason = "low_confidence"
+    elif match < cfg.min_end_match:
+        reason = "appearance"  # A' does not look like A: a swap, or the box slid off
     elif copy_ncc > cfg.max_copy_ncc:
         reason = "near_copy"
     else:
         reason = "ok"
     return TrackResult(
         boxes=boxes,
+        patch_boxes=patches,
         back_box=back_box,
         fb_iou=fb_iou,
+        drift=fw.drift,
+        end_match=match,
         kcf_failures=flags.count(False),
         frozen_tail=frozen,
         min_inside=min_in,

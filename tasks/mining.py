@@ -5,7 +5,8 @@
   rule + best 227 box) and writes ``seeds`` (one row per seed, boxes in original pixels)
   and ``seed_videos`` (one row per video: ok / failed with the traceback, frame counts).
 - ``TrackObjects``: tracks every seed with KCF (``pipeline.tracking``) for ``track_length``
-  frames and writes ``tracks`` (every track, kept or dropped with its reason and
+  frames (the moving points' own box inside the seed box, ``seeds.target_*``, moving the
+  seed box with it; ``--track-target box``: the seed box itself) and writes ``tracks`` (every track, kept or dropped with its reason and
   evidence), ``patches`` (A and A' JPEGs of kept tracks), ``track_videos`` and
   ``pairs.png``: a contact sheet of mined pairs (A beside A', as Fig. 3 of Wang & Gupta
   2015), kept tracks first, then a few dropped ones labelled with their reason.
@@ -32,7 +33,7 @@ from pipeline import imaging
 from pipeline.decoded import Decoded, RGBFrame
 from pipeline.motion import MotionConfig
 from pipeline.seeding import scan, select_seeds
-from pipeline.tracking import TrackingConfig, TrackResult, track
+from pipeline.tracking import TrackingConfig, TrackResult, target_box, track
 from pipeline.video_io import Backend, VideoReader, scan_reader
 from tasks.common import ShardTask, StageOutput, config_from_params, read_stage_table, stage_params
 
@@ -148,6 +149,8 @@ def detect_video(
         m = s.record.motion
         assert m is not None
         x, y, w, h = s.box
+        # the moving points' own box inside the seed box: what TrackObjects tracks
+        tx, ty, tw, th = target_box(m.points[m.moving], s.box)
         rows.append(
             {
                 "seed_id": seed_id(video_id, s.frame),
@@ -168,6 +171,10 @@ def detect_video(
                 "n_matches": m.n_matches,
                 "n_inliers": m.n_inliers,
                 "prefilter_score": s.record.prefilter_score,
+                "target_x": tx * sx,
+                "target_y": ty * sy,
+                "target_w": tw * sx,
+                "target_h": th * sy,
             }
         )
     stat = {
@@ -288,6 +295,18 @@ def _box(row: Mapping[str, Any], s: float) -> tuple[float, float, float, float]:
     return (row["x"] * s, row["y"] * s, row["w"] * s, row["h"] * s)
 
 
+def _targets(
+    row: Mapping[str, Any], s: float, cfg: TrackingConfig
+) -> tuple[tuple[float, float, float, float], tuple[float, float, float, float] | None]:
+    """(box KCF tracks, box A and A' are cropped from, or None: the same) of a seed row at
+    decode scale ``s``: with ``track_target`` "moving" and the row's moving-points box
+    (seeds v2), that box and the seed box; else the seed box alone (the paper's)."""
+    t = [row.get(f"target_{c}") for c in "xywh"]
+    if cfg.track_target == "box" or any(v is None or not np.isfinite(v) for v in t):
+        return _box(row, s), None
+    return (t[0] * s, t[1] * s, t[2] * s, t[3] * s), _box(row, s)
+
+
 def track_video(
     video_id: str,
     path: str,
@@ -359,10 +378,12 @@ def track_video(
                     f0 = int(seed["frame"])
                     window = [buf[i] for i in range(f0, f0 + L + 1)]  # no stacking copy
                     if pool is None:
-                        r = track(window, _box(seed, s), cfg)
+                        box, patch = _targets(seed, s, cfg)
+                        r = track(window, box, cfg, patch)
                         _track_rows(video_id, seed, r, s, cfg, tracks, patches, sheet)
                     else:
-                        pending.append((seed, pool.submit(track, window, _box(seed, s), cfg)))
+                        box, patch = _targets(seed, s, cfg)
+                        pending.append((seed, pool.submit(track, window, box, cfg, patch)))
                         finish(2 * workers)  # bounds the windows held in memory
                     nxt += 1
                     keep_from = int(todo[nxt]["frame"]) if nxt < len(todo) else last + 1
@@ -399,7 +420,7 @@ def _track_rows(
     """Append one seed's track (decode scale ``s``) to the rows."""
     base = _base(video_id, seed, cfg)
     tid, f0 = base["track_id"], base["frame_a"]
-    boxes = r.boxes / s
+    boxes = r.patch_boxes / s  # A's box and where the track moved it
     tracks.append(
         {
             **base,

@@ -166,10 +166,13 @@ def pool(counts: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def centre_seeds(seeds: list[dict[str, Any]], width: int, height: int) -> list[dict[str, Any]]:
-    """The floor: each seed's box moved to the centre of the frame (same size, same frame)."""
+    """The floor: each seed's box moved to the centre of the frame (same size, same frame),
+    tracked as it is (no moving-points box: that would be the object's)."""
     return [
         {**s, "x": (width - s["w"]) / 2, "y": (height - s["h"]) / 2,
-         "seed_id": s["seed_id"] + ":centre"}
+         "seed_id": s["seed_id"] + ":centre",
+         # no moving points of its own: the floor tracks its centre box itself
+         **{f"target_{c}": None for c in "xywh"}}
         for s in seeds
     ]  # fmt: skip
 

@@ -15,7 +15,7 @@ from data_manifests.schema import TableSchema, register
 SEEDS = register(
     TableSchema(
         name="seeds",
-        version=1,
+        version=2,
         fields=pa.schema(
             [
                 pa.field("seed_id", pa.string(), nullable=False),
@@ -36,6 +36,10 @@ SEEDS = register(
                 pa.field("n_matches", pa.int32(), nullable=False),
                 pa.field("n_inliers", pa.int32(), nullable=False),
                 pa.field("prefilter_score", pa.float32(), nullable=False),
+                pa.field("target_x", pa.float32()),  # v2
+                pa.field("target_y", pa.float32()),  # v2
+                pa.field("target_w", pa.float32()),  # v2
+                pa.field("target_h", pa.float32()),  # v2
             ]
         ),
         description="motion seeds: frame + box of a moving object against a compensated "
@@ -54,6 +58,9 @@ SEEDS = register(
             "n_matches": "matches given to RANSAC (SURF + Shi-Tomasi, grid-balanced)",
             "n_inliers": "RANSAC inliers; 0 when the homography was not used (identity)",
             "prefilter_score": "share of thumbnail pixels moving beyond the global motion",
+            "target_x": "left of the moving points' own box inside the seed box (original "
+            "pixels; pipeline.track_checks.target_box): what TrackObjects tracks (v2; null "
+            "in v1 rows: the seed box is tracked)",
         },
     )
 )

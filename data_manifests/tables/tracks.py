@@ -47,12 +47,16 @@ TRACKS = register(
         column_docs={
             "track_id": "<seed_id>:t<track_length>",
             "frame_b": "frame_a + track_length: the A' frame",
-            "a_x": "A box (the seed box) in original pixels; b_*: the A' box",
-            "reason": "ok | kcf_lost | left_frame | fb_fail | low_confidence | near_copy | "
-            "too_short (video or shot ends before frame_b)",
-            "confidence": "fb_iou x min(min_step_similarity, end_similarity), in [0, 1]",
-            "fb_iou": "IoU of the backward track's seed-frame box with the seed box; NaN when the "
-            "forward pass already dropped the track (no backward pass; see backward_on_dropped)",
+            "a_x": "A box (the seed box) in original pixels; b_*: the A' box (the seed box moved "
+            "with the tracked box: the moving points' box with track_target 'moving')",
+            "reason": "ok | kcf_lost | left_frame | box_collapsed | fb_fail | drift | "
+            "low_confidence | appearance | near_copy | too_short (video or shot ends before "
+            "frame_b)",
+            "confidence": "min(min_step_similarity, end_similarity) x fb_iou (if tracked back) x "
+            "(1 - Median-Flow drift, if measured), in [0, 1]; 0 if dropped before the checks",
+            "fb_iou": "IoU of the backward track's seed-frame box with the seed box; NaN without "
+            "a backward pass (backward 'none', or the forward pass already dropped the track; "
+            "see backward_on_dropped)",
             "min_inside": "smallest share of a box inside the frame",
             "min_step_similarity": "smallest colour-histogram overlap of consecutive patches",
             "end_similarity": "colour-histogram overlap of the first and last patches",

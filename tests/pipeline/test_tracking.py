@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -29,7 +31,11 @@ def test_tracks_of_a_moving_object_end_on_it(seed: int) -> None:
     assert r.kept, (r.reason, r.fb_iou, r.min_step_similarity, r.end_similarity)
     assert iou(r.boxes[-1], gt[-1, 0]) >= 0.5
     assert r.crop_a.shape == r.crop_b.shape == (96, 96, 3)
-    assert 0.0 <= r.confidence <= 1.0 and r.fb_iou >= CFG.min_fb_iou
+    assert 0.0 < r.confidence <= 1.0 and r.fb_iou >= CFG.min_fb_iou
+    assert r.end_match >= CFG.min_end_match and np.isnan(r.drift)  # drift is off by default
+    # Without the backward KCF pass, and with the Median-Flow drift check: kept too.
+    fast = track(frames, gt[0, 0], TrackingConfig(track_length=30, backward="none", max_drift=0.3))
+    assert fast.kept and np.isnan(fast.fb_iou) and fast.drift <= 0.3
 
 
 @pytest.mark.parametrize("seed", [2, 3])
@@ -43,13 +49,15 @@ def test_object_leaving_the_frame_is_dropped_as_left_frame(seed: int) -> None:
 
 
 def test_dropped_forward_track_skips_the_backward_pass() -> None:
-    """left_frame / kcf_lost are decided by the forward track: no backward pass (fb_iou NaN,
-    confidence 0) unless backward_on_dropped asks for it; the reason is the same either way."""
+    """left_frame / kcf_lost are decided by the forward track: no backward
+    pass (fb_iou NaN, confidence 0) unless backward_on_dropped asks for it; the reason is the
+    same either way."""
     frames, gt, _ = clip(n_frames=31, object_size=80, speed=8.0, bounce=False, seed=2)
-    r = track(frames, gt[0, 0], CFG)
+    cfg = TrackingConfig(track_length=30)
+    r = track(frames, gt[0, 0], cfg)
     assert r.reason == "left_frame" and np.isnan(r.fb_iou) and np.isnan(r.back_box).all()
     assert r.confidence == 0.0
-    full = track(frames, gt[0, 0], TrackingConfig(track_length=30, backward_on_dropped=True))
+    full = track(frames, gt[0, 0], dataclasses.replace(cfg, backward_on_dropped=True))
     assert full.reason == "left_frame" and 0.0 <= full.fb_iou <= 1.0
     assert np.array_equal(full.boxes, r.boxes) and full.min_inside == r.min_inside
 
@@ -69,7 +77,9 @@ def test_occluded_object_is_dropped() -> None:
     r = track(occluded, gt[0, 0], CFG)
     assert r_clean.kept
     # With detect_thresh 0 KCF keeps moving through the occluder, and may run off the frame.
-    assert not r.kept and r.reason in ("low_confidence", "fb_fail", "kcf_lost", "left_frame")
+    assert not r.kept and r.reason in (
+        "low_confidence", "fb_fail", "kcf_lost", "left_frame", "drift", "appearance"
+    )  # fmt: skip
     assert r.confidence < r_clean.confidence
 
 

@@ -50,6 +50,10 @@ def test_detect_and_track_build(tmp_path: Path, luigi_config: Callable[..., Path
         # Boxes are in original pixels: 227 at 448 high is ~121.6 px at 240 high.
         assert abs(s["w"] - 227 * 240 / 448) < 1.0
         assert iou((s["x"], s["y"], s["w"], s["h"]), gt[s["frame"], 0]) >= 0.5
+        # The moving points' own box, inside the seed box, is on the object too.
+        tx, ty, tw, th = (s[f"target_{c}"] for c in "xywh")
+        assert s["x"] - 0.01 <= tx and tx + tw <= s["x"] + s["w"] + 0.01 and tw <= s["w"]
+        assert iou((tx, ty, tw, th), gt[s["frame"], 0]) >= 0.5
 
     tracks = read_stage_table(task, "tracks").to_pylist()
     patches = read_stage_table(task, "patches").to_pylist()
@@ -64,6 +68,7 @@ def test_detect_and_track_build(tmp_path: Path, luigi_config: Callable[..., Path
         assert b["frame"] - a["frame"] == 12 == t["frame_b"] - t["frame_a"]
         assert decode_jpeg(a["jpeg"]).shape == (96, 96, 3)
         assert len(t["boxes"]) == 13 * 4
+        assert abs(t["b_w"] - t["a_w"]) < 1e-3  # A' is the seed box moved, not resized
         assert iou((t["b_x"], t["b_y"], t["b_w"], t["b_h"]), gt[t["frame_b"], 0]) >= 0.3
     for t in tracks:
         assert t["kept"] == (t["reason"] == "ok")
@@ -165,3 +170,21 @@ def test_on_demand_reading_gives_the_same_seeds_and_tracks(tmp_path: Path) -> No
     with VideoReader(path, height=448, backend="pyav") as r:
         got = {i for i, _ in r.iter_decoded(first, last + 1, wanted=lambda i: bool(need[i]))}
     assert set(np.flatnonzero(need)) <= got and len(got) < last + 1 - first
+
+
+def test_targets_fall_back_to_the_seed_box() -> None:
+    """Seeds v1 rows (no target_*) and track_target "box" track the seed box itself;
+    v2 rows track the moving points' box with the seed box as the patch."""
+    from pipeline.tracking import TrackingConfig
+    from tasks.mining import _targets
+
+    v1 = {"x": 10.0, "y": 20.0, "w": 100.0, "h": 100.0}
+    v2 = {**v1, "target_x": 40.0, "target_y": 50.0, "target_w": 30.0, "target_h": 20.0}
+    cfg = TrackingConfig()
+    assert _targets(v1, 0.5, cfg) == ((5.0, 10.0, 50.0, 50.0), None)
+    assert _targets({**v1, **{f"target_{c}": None for c in "xywh"}}, 1.0, cfg)[1] is None
+    assert _targets(v2, 0.5, cfg) == ((20.0, 25.0, 15.0, 10.0), (5.0, 10.0, 50.0, 50.0))
+    assert _targets(v2, 1.0, TrackingConfig(track_target="box")) == (
+        (10.0, 20.0, 100.0, 100.0),
+        None,
+    )

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pipeline.imaging import encode_jpeg, encode_png
-from tasks.mining_eval import EvaluateMining, on_object, pool, score
+from tasks.mining_eval import EvaluateMining, centre_seeds, on_object, pool, score
 from tests.conftest import build
 from tests.mining_fixtures import clip
 from tests.tasks.test_tracking_eval import _write_seq
@@ -148,3 +148,13 @@ def test_dev_davis_mining_beats_the_centre_box(
     ours, floor = m["overall"], m["centre_box"]["overall"]
     assert ours["seeds"] >= 2 and ours["seeds_on_share"] >= floor["seeds_on_share"] + 0.3
     assert ours["seeds_on_share"] >= 0.6 and ours["kept_correct"] >= 1
+
+
+def test_centre_floor_tracks_its_own_box() -> None:
+    """The floor's seeds keep no moving-points box (that box is on the object: the floor
+    would follow the object and score like the stage)."""
+    seed = {"seed_id": "v:f0000000", "x": 0.0, "y": 0.0, "w": 50.0, "h": 40.0,
+            "target_x": 5.0, "target_y": 5.0, "target_w": 10.0, "target_h": 10.0}  # fmt: skip
+    (c,) = centre_seeds([seed], 200, 100)
+    assert (c["x"], c["y"]) == (75.0, 30.0) and c["seed_id"] == "v:f0000000:centre"
+    assert all(c[f"target_{k}"] is None for k in "xywh")
