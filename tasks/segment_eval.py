@@ -22,6 +22,7 @@ Output (``--out-dir DIR``):
 - ``metrics.json`` (written last: the task's completion marker) with the same numbers; the
   baselines under their own names, ``flow_floor`` and ``centre``.
 
+``--modes one_shot`` scores the one-shot mode alone (as ``python -m benchmarks unlc``).
 Frames without a prediction count as empty predictions (see ``pipeline.mask_metrics``).
 ``--preset videoseg`` runs the authors' algorithm (``pipeline.segmentation.PRESETS``).
 """
@@ -139,6 +140,11 @@ class EvaluateSegmentation(EvaluationTask):
     preset = luigi.ChoiceParameter(
         default="ours", choices=sorted(PRESETS), description="uNLC preset (videoseg: authors')"
     )
+    modes = luigi.ChoiceListParameter(
+        default=[m for m, _ in MODES],
+        choices=[m for m, _ in MODES],
+        description="modes to score, comma-separated (one_shot: as `benchmarks unlc`)",
+    )
 
     def _evaluate(
         self,
@@ -205,7 +211,8 @@ class EvaluateSegmentation(EvaluationTask):
             "preset": self.preset,
             "params": self.to_str_params(only_significant=True),
         }
-        per_mode: dict[str, list[dict[str, Any]]] = {m: [] for m, _ in MODES}
+        modes = [(m, d) for m, d in MODES if m in self.modes]
+        per_mode: dict[str, list[dict[str, Any]]] = {m: [] for m, _ in modes}
         base: dict[str, dict[str, MaskScore]] = {k: {} for k in BASELINES}
         for k, (name, (frames_p, anns)) in enumerate(seqs.items()):
             self.set_status_message(f"{name} ({k + 1}/{len(seqs)})")
@@ -214,7 +221,7 @@ class EvaluateSegmentation(EvaluationTask):
             stems = [p.stem for p in frames_p]
             for key, scores in baseline_scores(frames, anns, stems, self.max_side).items():
                 base[key][name] = mean_score(scores)
-            for mode, detect in MODES:
+            for mode, detect in modes:
                 pred_dir = out / name if mode == "one_shot" else out / mode / name
                 per_mode[mode].append(self._evaluate(name, frames, stems, anns, detect, pred_dir))
             del frames
@@ -274,7 +281,7 @@ def metrics_table(result: dict[str, Any]) -> str:
         "| IoU centre | IoU trimap+ | kept | kept share | kept IoU | kept P+ | kept P- |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for mode, _ in MODES:
+    for mode in (m for m, _ in MODES if m in result):
         data = result[mode]
         fl, ce = result["flow_floor"], result["centre"]
         rows = [(s, fl["sequences"].get(s["sequence"]), ce["sequences"].get(s["sequence"]))
