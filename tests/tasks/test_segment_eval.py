@@ -108,10 +108,17 @@ def test_videoseg_preset_and_unknown_preset(
     data, out = tmp_path / "davis", tmp_path / "eval"
     _write_davis(data, level=False)
     task = EvaluateSegmentation(
-        data_root=str(data), out_dir=str(out), n_superpixels=150, preset="videoseg"
+        data_root=str(data),
+        out_dir=str(out),
+        n_superpixels=150,
+        preset="videoseg",
+        modes=["one_shot"],  # as `python -m benchmarks unlc` scores
     )
     assert build([task]).scheduling_succeeded
     m = json.loads((out / "metrics.json").read_text())
     assert m["preset"] == "videoseg"
+    assert "one_shot" in m and "shot_detection" not in m
+    assert not (out / "shot_detection").exists()
+    assert "shot_detection" not in (out / "metrics.md").read_text()
     with pytest.raises(ValueError, match="videoseg"):
         EvaluateSegmentation(data_root=str(data), out_dir=str(out), preset="nope")
