@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline import pruning, shots, unlc
+from pipeline import pruning, refinement, shots, unlc
 from pipeline.video_io import Backend, VideoReader
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ PRESETS: dict[str, dict[str, Mapping[str, Any]]] = {
         "prune": {
             "min_fg": 0.10,  # Pathak 2017: foreground under 10% of the frame dropped
             "confident_positive": 0.7,  # every score > posTh is a trimap positive
+            "colour_refine": False,  # masks as uNLC made them, no colour test
         },
     },
 }
@@ -135,6 +136,8 @@ def segment_shots(
         for i, idx in enumerate(shot.indices):
             soft = res.soft_mask(i)
             verdict = pruning.judge_frame(soft, prune_cfg, band)  # on uNLC's own scores
+            if verdict.kept and prune_cfg.colour_refine:
+                soft, verdict = refinement.refine_frame(frames[i], soft, verdict, prune_cfg)
             soft = pruning.confident_positives(soft, prune_cfg)
             out.append(FrameMask(int(idx), frames[i], soft, verdict))
         yield ShotOutcome(shot, "segmented", frames=out, stats=res.stats)

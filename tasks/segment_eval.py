@@ -18,10 +18,11 @@ Output (``--out-dir DIR``):
   frames** (those pruning keeps for training): their count and share of the annotated
   frames, mean IoU, and the trimap's positive precision (share of pixels > 0.7 that are
   object) and negative precision (share of pixels < 0.4 that are background), pixels
-  pooled over the kept frames;
+  pooled over the kept frames, beside the two baselines' mean IoU on those same frames;
 - ``metrics.json`` (written last: the task's completion marker) with the same numbers; the
   baselines under their own names, ``flow_floor`` and ``centre``.
 
+``--modes one_shot`` scores the one-shot mode alone (as ``python -m benchmarks unlc``).
 Frames without a prediction count as empty predictions (see ``pipeline.mask_metrics``).
 ``--preset videoseg`` runs the authors' algorithm (``pipeline.segmentation.PRESETS``).
 """
@@ -90,10 +91,17 @@ def _nan_round(v: float) -> float | None:
     return None if np.isnan(v) else round(v, 4)
 
 
-def kept_summary(ious: list[float], counts: TrimapCounts, annotated: int) -> dict[str, Any]:
+def kept_summary(
+    ious: list[float],
+    counts: TrimapCounts,
+    annotated: int,
+    baselines: dict[str, list[float]],
+) -> dict[str, Any]:
     """Quality of the frames pruning keeps: count, share of annotated frames, mean IoU,
-    trimap positive / negative precision (pixels pooled over the kept frames)."""
+    trimap positive / negative precision (pixels pooled over the kept frames), and the
+    baselines' IoU on the same frames (``iou_flow_floor``, ``iou_centre``)."""
     return {
+        **{f"iou_{k}": _nan_round(float(np.mean(v))) if v else None for k, v in baselines.items()},
         "frames": len(ious),
         "share": round(len(ious) / annotated, 4) if annotated else 0.0,
         "iou": _nan_round(float(np.mean(ious))) if ious else None,
@@ -105,9 +113,9 @@ def kept_summary(ious: list[float], counts: TrimapCounts, annotated: int) -> dic
 
 def baseline_scores(
     frames: NDArray[np.uint8], anns: dict[str, Path], stems: list[str], max_side: int
-) -> dict[str, list[MaskScore]]:
-    """Per annotated frame, the scores of the flow floor and the centre rectangle, computed
-    at the segmentation size and scored at the frame's size like uNLC's masks."""
+) -> dict[str, dict[str, MaskScore]]:
+    """Per annotated frame (by stem), the scores of the flow floor and the centre rectangle,
+    computed at the segmentation size and scored at the frame's size like uNLC's masks."""
     h, w = frames.shape[1:3]
     sh, sw = fit_size(h, w, max_side)
     small = frames
@@ -115,7 +123,7 @@ def baseline_scores(
         small = np.stack([cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA) for f in frames])
     floor = flow_floor_masks(small, FlowFloorConfig())
     centre = centre_mask(h, w)
-    out: dict[str, list[MaskScore]] = {k: [] for k in BASELINES}
+    out: dict[str, dict[str, MaskScore]] = {k: {} for k in BASELINES}
     for i, stem in enumerate(stems):
         if stem not in anns:
             continue
@@ -123,8 +131,8 @@ def baseline_scores(
         fl = floor[i]
         if fl.shape != (h, w):
             fl = cv2.resize(fl.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
-        out["flow_floor"].append(score(np.asarray(fl, bool), truth))
-        out["centre"].append(score(centre, truth))
+        out["flow_floor"][stem] = score(np.asarray(fl, bool), truth)
+        out["centre"][stem] = score(centre, truth)
     return out
 
 
@@ -139,6 +147,11 @@ class EvaluateSegmentation(EvaluationTask):
     preset = luigi.ChoiceParameter(
         default="ours", choices=sorted(PRESETS), description="uNLC preset (videoseg: authors')"
     )
+    modes = luigi.ChoiceListParameter(
+        default=[m for m, _ in MODES],
+        choices=[m for m, _ in MODES],
+        description="modes to score, comma-separated (one_shot: as `benchmarks unlc`)",
+    )
 
     def _evaluate(
         self,
@@ -148,6 +161,7 @@ class EvaluateSegmentation(EvaluationTask):
         anns: dict[str, Path],
         detect: bool,
         pred_dir: Path,
+        base: dict[str, dict[str, MaskScore]],
     ) -> dict[str, Any]:
         shot_cfg = config_from_params(self, ShotConfig, detect_shots=detect)
         unlc_cfg, prune_cfg = apply_preset(
@@ -170,6 +184,7 @@ class EvaluateSegmentation(EvaluationTask):
         pred_dir.mkdir(parents=True, exist_ok=True)
         zeros = np.zeros((h, w), np.uint8)
         thr, pos, kept_iou = [], [], []
+        kept_base: dict[str, list[float]] = {k: [] for k in BASELINES}
         counts = TrimapCounts()
         for i, stem in enumerate(stems):
             soft8 = preds.get(i, zeros)
@@ -181,6 +196,8 @@ class EvaluateSegmentation(EvaluationTask):
                 pos.append(score(soft > prune_cfg.trimap_positive, truth))
                 if i in kept_idx:
                     kept_iou.append(thr[-1].iou)
+                    for key in BASELINES:
+                        kept_base[key].append(base[key][stem].iou)
                     counts += trimap_counts(
                         soft, truth, prune_cfg.trimap_negative, prune_cfg.trimap_positive
                     )
@@ -192,7 +209,7 @@ class EvaluateSegmentation(EvaluationTask):
             "kept_share": round(len(kept_idx) / len(preds), 4) if preds else 0.0,
             "soft": _as_dict(mean_score(thr)),
             "trimap_positive": _as_dict(mean_score(pos)),
-            "kept": kept_summary(kept_iou, counts, len(thr)),
+            "kept": kept_summary(kept_iou, counts, len(thr), kept_base),
             "rejections": reasons,
         }
 
@@ -205,18 +222,22 @@ class EvaluateSegmentation(EvaluationTask):
             "preset": self.preset,
             "params": self.to_str_params(only_significant=True),
         }
-        per_mode: dict[str, list[dict[str, Any]]] = {m: [] for m, _ in MODES}
+        modes = [(m, d) for m, d in MODES if m in self.modes]
+        per_mode: dict[str, list[dict[str, Any]]] = {m: [] for m, _ in modes}
         base: dict[str, dict[str, MaskScore]] = {k: {} for k in BASELINES}
         for k, (name, (frames_p, anns)) in enumerate(seqs.items()):
             self.set_status_message(f"{name} ({k + 1}/{len(seqs)})")
             self.set_progress_percentage(100 * k // len(seqs))
             frames = np.stack([imaging.decode_jpeg(p.read_bytes()) for p in frames_p])
             stems = [p.stem for p in frames_p]
-            for key, scores in baseline_scores(frames, anns, stems, self.max_side).items():
-                base[key][name] = mean_score(scores)
-            for mode, detect in MODES:
+            per_frame = baseline_scores(frames, anns, stems, self.max_side)
+            for key, scores in per_frame.items():
+                base[key][name] = mean_score(list(scores.values()))
+            for mode, detect in modes:
                 pred_dir = out / name if mode == "one_shot" else out / mode / name
-                per_mode[mode].append(self._evaluate(name, frames, stems, anns, detect, pred_dir))
+                per_mode[mode].append(
+                    self._evaluate(name, frames, stems, anns, detect, pred_dir, per_frame)
+                )
             del frames
         for key in BASELINES:
             annotated = [n for n, s in base[key].items() if not np.isnan(s.iou)]
@@ -246,11 +267,19 @@ def _overall(
     }
     overall["kept_share"] = round(float(np.mean([s["kept_share"] for s in per_seq])), 4)
     overall["segmented_share"] = round(float(np.mean([s["segmented_share"] for s in per_seq])), 4)
-    ious = [s["kept"]["iou"] for s in scored for _ in range(s["kept"]["frames"])]
+
+    def frame_weighted(field: str) -> list[float]:
+        return [s["kept"][field] for s in scored for _ in range(s["kept"]["frames"])]
+
     counts = TrimapCounts()
     for s in scored:
         counts += TrimapCounts(**s["kept"]["counts"])
-    overall["kept"] = kept_summary(ious, counts, sum(s["annotated"] for s in scored))
+    overall["kept"] = kept_summary(
+        frame_weighted("iou"),
+        counts,
+        sum(s["annotated"] for s in scored),
+        {k: frame_weighted(f"iou_{k}") for k in BASELINES},
+    )
     floor = base["flow_floor"]
     overall["above_floor"] = sum(
         s["soft"]["iou"] > floor[s["sequence"]].iou for s in scored if s["sequence"] in floor
@@ -271,10 +300,11 @@ def metrics_table(result: dict[str, Any]) -> str:
         "positive (> 0.7) and negative (< 0.4) precision.",
         "",
         "| mode | sequence | frames | segmented | IoU@thr | P@thr | R@thr | IoU floor "
-        "| IoU centre | IoU trimap+ | kept | kept share | kept IoU | kept P+ | kept P- |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| IoU centre | IoU trimap+ | kept | kept share | kept IoU | kept IoU floor "
+        "| kept IoU centre | kept P+ | kept P- |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for mode, _ in MODES:
+    for mode in (m for m, _ in MODES if m in result):
         data = result[mode]
         fl, ce = result["flow_floor"], result["centre"]
         rows = [(s, fl["sequences"].get(s["sequence"]), ce["sequences"].get(s["sequence"]))
@@ -288,10 +318,11 @@ def metrics_table(result: dict[str, Any]) -> str:
                 f"| {_f(a['iou'])} | {_f(a['precision'])} | {_f(a['recall'])} "
                 f"| {_f(f['iou'] if f else None)} | {_f(c['iou'] if c else None)} "
                 f"| {_f(s['trimap_positive']['iou'])} | {k['frames']} | {k['share']:.2f} "
-                f"| {_f(k['iou'])} | {_f(k['positive_precision'])} "
+                f"| {_f(k['iou'])} | {_f(k['iou_flow_floor'])} | {_f(k['iou_centre'])} "
+                f"| {_f(k['positive_precision'])} "
                 f"| {_f(k['negative_precision'])} |"
             )
         n = len(data["sequences"])
         lines.append(f"| {mode} | above the floor | {data['overall']['above_floor']}/{n} "
-                     + "| " * 12 + "|")  # fmt: skip
+                     + "| " * 14 + "|")  # fmt: skip
     return "\n".join(lines) + "\n"

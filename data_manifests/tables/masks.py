@@ -47,8 +47,10 @@ MASKS = register(
             "was judged on; the stored mask keeps only scores > confident_positive as > 0.7)",
             "border_share": "foreground in the 5% border band: share of the band (rule "
             "'band') or of the foreground (rule 'foreground'), see the task's border_rule",
-            "kept": "true when the frame passes pruning (10%..80% foreground, border rule)",
-            "reason": "'' when kept, else fg_too_small / fg_too_large / touches_border",
+            "kept": "true when the frame passes pruning (foreground share, border rule, "
+            "colour agreement: pipeline.pruning, pipeline.refinement)",
+            "reason": "'' when kept, else fg_too_small / fg_too_large / touches_border / "
+            "colour_disagrees",
         },
     )
 )

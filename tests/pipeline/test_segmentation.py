@@ -32,6 +32,8 @@ def test_video_with_cut_and_static_shot(tmp_path: Path) -> None:
     assert [(o.shot.start, o.shot.stop) for o in out] == [(0, 24), (24, 44)]
     assert out[0].status == "segmented" and len(out[0].frames) == 24
     assert out[0].n_kept >= 12
+    # kept frames passed the colour test (pipeline.refinement), dropped ones say why
+    assert all(f.verdict.colour_agreement >= 0.6 for f in out[0].frames if f.verdict.kept)
     iou = np.mean(
         [
             ((f.soft > 0.5) & (moving.masks[f.index] > 0)).sum()

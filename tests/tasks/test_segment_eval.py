@@ -72,7 +72,8 @@ def test_evaluate_segmentation(
     v = generate(_CLIPS["objpan"])
     centre = np.zeros((120, 160), bool)
     centre[30:90, 40:120] = True
-    want = np.mean([(centre & (g > 0)).sum() / (centre | (g > 0)).sum() for g in v.masks])
+    centre_ious = [(centre & (g > 0)).sum() / (centre | (g > 0)).sum() for g in v.masks]
+    want = np.mean(centre_ious)
     assert m["centre"]["sequences"]["objpan"]["iou"] == pytest.approx(want, abs=1e-4)
     assert 0 <= m["flow_floor"]["overall"]["iou"] <= 1
     assert m["preset"] == "ours"
@@ -86,7 +87,13 @@ def test_evaluate_segmentation(
                 assert k["positive_precision"] == pytest.approx(
                     c["positive_object"] / c["positive"], abs=1e-4
                 )
+            if k["frames"]:  # the baselines scored on the same kept frames
+                assert 0 <= k["iou_flow_floor"] <= 1 and 0 <= k["iou_centre"] <= 1
         assert m[mode]["overall"]["above_floor"] in range(3)
+    # objpan is a known answer for the centre rectangle on the kept frames too
+    objpan = {s["sequence"]: s for s in m["one_shot"]["sequences"]}["objpan"]
+    assert objpan["kept"]["frames"] > 0
+    assert min(centre_ious) - 1e-4 <= objpan["kept"]["iou_centre"] <= max(centre_ious) + 1e-4
 
 
 def test_layout_without_480p_level(tmp_path: Path) -> None:
@@ -108,10 +115,17 @@ def test_videoseg_preset_and_unknown_preset(
     data, out = tmp_path / "davis", tmp_path / "eval"
     _write_davis(data, level=False)
     task = EvaluateSegmentation(
-        data_root=str(data), out_dir=str(out), n_superpixels=150, preset="videoseg"
+        data_root=str(data),
+        out_dir=str(out),
+        n_superpixels=150,
+        preset="videoseg",
+        modes=["one_shot"],  # as `python -m benchmarks unlc` scores
     )
     assert build([task]).scheduling_succeeded
     m = json.loads((out / "metrics.json").read_text())
     assert m["preset"] == "videoseg"
+    assert "one_shot" in m and "shot_detection" not in m
+    assert not (out / "shot_detection").exists()
+    assert "shot_detection" not in (out / "metrics.md").read_text()
     with pytest.raises(ValueError, match="videoseg"):
         EvaluateSegmentation(data_root=str(data), out_dir=str(out), preset="nope")
