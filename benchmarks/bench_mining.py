@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import cProfile
 import dataclasses
-import os
 import pstats
 import tempfile
 import time
@@ -38,6 +37,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from benchmarks.devdata import devdata
 from benchmarks.timing import best_of
 from pipeline.motion import DenseFlow, MotionConfig, analyse_pair, prefilter_score, thumbnail
 from pipeline.surf import detect
@@ -258,12 +258,6 @@ BEFORE_ISSUE_11_MOTION: dict[str, Any] = {
     "epipolar_threshold": 0.0,
     "frame_step": 10,  # unchanged; stated so that the row stays the past if the default moves
 }
-
-
-def devdata() -> Path:
-    """The dev set: ``$VIDEOMINE_DEVDATA``, else ``../shared/devdata`` beside the repo."""
-    env = os.environ.get("VIDEOMINE_DEVDATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "devdata"
 
 
 def _real_rows(quick: bool) -> list[str]:

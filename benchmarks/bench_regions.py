@@ -5,7 +5,7 @@ frame against the 0.2 s/frame uNLC takes; motion edges per pair; propagation fra
 both protocols with 32-d features at stride 8 (the embedding network's 1/4 resolution of a
 half-size input would be similar).
 
-Checks on the dev DAVIS sequences (``VIDEOMINE_DAVIS`` or /work/devx/davis; DAVIS layout):
+Checks on the dev DAVIS sequences (``VIDEOMINE_DAVIS`` or ../shared/devdata/davis; DAVIS layout):
 
 - edges against the object boundary (DAVIS boundary precision / recall, tolerance 0.008 x
   diagonal) at several thresholds, for the gradient baseline and the motion edges of
@@ -24,14 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.devdata import davis_root
+
 THRESHOLDS = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], np.float64)
 
 
 def _davis_root() -> Path | None:
-    for cand in (os.environ.get("VIDEOMINE_DAVIS"), "/work/devx/davis"):
-        if cand and Path(cand, "JPEGImages").is_dir():
-            return Path(cand)
-    return None
+    return davis_root()
 
 
 def _load(paths: list[Path]) -> np.ndarray:

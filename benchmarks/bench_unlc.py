@@ -10,7 +10,7 @@ HOG + np.histogram per patch) on one frame, and the size of the original dense
 transition matrix.
 
 Real section (``benchmarks.unlc_real``): when the dev DAVIS folder exists
-(``$VIDEOMINE_DAVIS``, default ``/work/devx/davis``, expanded from ``../shared/devdata``),
+(``$VIDEOMINE_DAVIS``, else ``../shared/devdata/davis``: ``benchmarks.devdata``),
 our defaults, the authors' ``videoseg`` preset and each departure set back alone, scored
 beside the compensated-flow floor and the centre rectangle (``--quick``: ours and the preset
 only).
@@ -26,6 +26,8 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.devdata import davis_root
 
 
 def _naive_descriptors(frame: np.ndarray, labels: np.ndarray) -> float:
@@ -146,13 +148,16 @@ def main(quick: bool = False) -> str:
         f"(tracemalloc; the frames themselves are {frames.nbytes / 1e6:.0f} MB), "
         f"max RSS grew {max(rss1 - rss0, 0) / 1e3:.0f} MB.",
     ]
-    davis = Path(os.environ.get("VIDEOMINE_DAVIS", "/work/devx/davis"))
-    if (davis / "JPEGImages").is_dir():
+    davis = davis_root()
+    if davis is not None:
         from benchmarks.unlc_real import load_davis, table
 
         lines += ["", table(load_davis(davis), quick=quick)]
     else:
-        lines += ["", f"(real section skipped: no DAVIS folder at {davis})"]
+        lines += [
+            "",
+            "(real section skipped: no DAVIS folder: set VIDEOMINE_DAVIS or put ../shared/devdata beside the repo)",
+        ]
     out = "\n".join(lines)
     print(out)
     return out

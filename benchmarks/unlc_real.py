@@ -8,8 +8,8 @@ rectangle (``pipeline.mask_baselines``) on the same frames; the frames pruning k
 mean IoU, trimap positive precision. Seconds per frame are uNLC's alone with pruning and
 the colour refinement (CPU: process time, all threads summed; faiss on one thread).
 
-`python -m benchmarks unlc` runs it on ``../shared/devdata`` expanded at ``$VIDEOMINE_DAVIS``
-(default ``/work/devx/davis``) when that folder exists.
+`python -m benchmarks unlc` runs it on ``$VIDEOMINE_DAVIS``, else ``../shared/devdata/davis``
+(``benchmarks.devdata.davis_root``), when one exists.
 """
 
 from __future__ import annotations

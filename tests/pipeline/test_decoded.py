@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.bench_mining import devdata
+from benchmarks.devdata import devdata
 from pipeline.decoded import RGBFrame
 from pipeline.motion import MotionConfig
 from pipeline.seeding import ScanResult, scan, select_seeds
