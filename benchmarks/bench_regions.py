@@ -29,10 +29,6 @@ from benchmarks.devdata import davis_root
 THRESHOLDS = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], np.float64)
 
 
-def _davis_root() -> Path | None:
-    return davis_root()
-
-
 def _load(paths: list[Path]) -> np.ndarray:
     from pipeline import imaging
 
@@ -216,7 +212,7 @@ def main(quick: bool = False) -> str:
 
     cv2.setNumThreads(1)
     t0 = time.time()
-    root = _davis_root()
+    root = davis_root()
     if root is not None:
         paths = next(iter(find_sequences(root).values()))[0]
         frames = _load(paths[10:12])

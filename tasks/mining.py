@@ -377,12 +377,11 @@ def track_video(
                     seed = todo[nxt]
                     f0 = int(seed["frame"])
                     window = [buf[i] for i in range(f0, f0 + L + 1)]  # no stacking copy
+                    box, patch = _targets(seed, s, cfg)
                     if pool is None:
-                        box, patch = _targets(seed, s, cfg)
                         r = track(window, box, cfg, patch)
                         _track_rows(video_id, seed, r, s, cfg, tracks, patches, sheet)
                     else:
-                        box, patch = _targets(seed, s, cfg)
                         pending.append((seed, pool.submit(track, window, box, cfg, patch)))
                         finish(2 * workers)  # bounds the windows held in memory
                     nxt += 1
